@@ -1,0 +1,55 @@
+"""Spec for serving adapters on a shared base with blue/green, canary and shadow traffic."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from llmft.config.base import NAME_PATTERN, StrictModel
+
+
+class TrafficSpec(StrictModel):
+    mode: Literal["blue_green", "canary", "shadow"] = Field("blue_green", description="Traffic policy mode.")
+    live: Literal["blue", "green"] = Field("blue", description="Colour that answers requests.")
+    canary_percent: float = Field(0.0, ge=0, le=100, description="Share of users sent to the standby (canary).")
+
+    @model_validator(mode="after")
+    def _canary(self) -> "TrafficSpec":
+        if self.mode == "canary" and not 0 < self.canary_percent < 100:
+            raise ValueError("canary mode needs 0 < canary_percent < 100")
+        return self
+
+
+class SloSpec(StrictModel):
+    error_rate_max: float = Field(0.02, ge=0, le=1, description="Roll back above this error rate.")
+    p95_latency_ms_max: float = Field(2000, gt=0, description="Roll back above this p95 latency.")
+    quality_min: float = Field(0.0, ge=0, le=1, description="Roll back below this online quality probe score.")
+    window_s: float = Field(30, gt=0, description="Sliding window for SLO evaluation.")
+    min_requests: int = Field(20, ge=1, description="Requests needed in the window before judging.")
+
+
+class HttpSpec(StrictModel):
+    host: str = Field("127.0.0.1", description="Serve proxy bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="Serve proxy port (outside Ray's worker port range).")
+
+    @model_validator(mode="after")
+    def _port(self) -> "HttpSpec":
+        if 10002 <= self.port <= 19999:
+            raise ValueError("port lies in Ray's worker port range 10002-19999")
+        return self
+
+
+class DeploymentSpec(StrictModel):
+    kind: Literal["deployment"] = Field("deployment", description="Spec type tag.")
+    name: str = Field(..., pattern=NAME_PATTERN, description="Deployment (Serve application) name.")
+    tenant: str = Field(..., pattern=NAME_PATTERN, description="Owning tenant.")
+    base_model: str = Field(..., min_length=1, description="Shared base model ref.")
+    model: str = Field(..., min_length=1, description="Adapter version to deploy: `name:version` or `name@alias`.")
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec, description="Traffic policy.")
+    slo: SloSpec = Field(default_factory=SloSpec, description="SLOs watched for automatic rollback.")
+    smoke_prompts: list[str] = Field(default_factory=lambda: ["Hello"], description="Prompts run before a flip.")
+    replicas: int = Field(1, ge=1, description="Inference replicas per colour.")
+    max_adapters_per_replica: int = Field(8, ge=1, description="LRU size of loaded adapters per replica.")
+    max_batch_size: int = Field(8, ge=1, description="@serve.batch max batch size.")
+    http: HttpSpec = Field(default_factory=HttpSpec, description="Serve HTTP options.")
