@@ -1,0 +1,47 @@
+"""Entry point of the `llmft` command; each stage's group lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="llmft",
+    help="Fine-tune open-weight LLMs on private data with Ray, and ship the result safely.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# group name -> (module under llmft.cli, help). Modules import heavy libraries lazily,
+# so `llmft --help` stays fast.
+GROUPS = {
+    "tenants": ("tenants", "Tenants and their privacy budgets."),
+    "keys": ("keys", "API keys (printed once, stored hashed)."),
+    "audit": ("audit", "The append-only, hash-chained audit log."),
+    "data": ("data", "Register, curate, dedupe and erase datasets."),
+    "models": ("models", "Base models and registered model versions."),
+    "train": ("train", "Fine-tuning jobs on Ray Train."),
+    "sweep": ("sweep", "Hyper-parameter sweeps on Ray Tune."),
+    "eval": ("evaluate", "Evaluate a candidate against its base; gates decide promotion."),
+    "serve": ("serve", "Serve applications on Ray Serve."),
+    "deploy": ("deploy", "Blue/green deployments, canary, shadow and rollback."),
+}
+
+for _name, (_module, _help) in GROUPS.items():
+    try:
+        _sub = importlib.import_module(f"llmft.cli.{_module}").app
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"llmft.cli.{_module}":
+            raise
+        continue  # that stage is not built yet
+    app.add_typer(_sub, name=_name, help=_help)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
