@@ -1,0 +1,29 @@
+"""Control-plane metadata (tenants, keys, snapshots, jobs, privacy ledger) on SQLAlchemy.
+
+SQLite by default; any SQLAlchemy URL via LLMFT_DB_URL (Postgres in production).
+Every mutation writes its audit record in the same transaction.
+"""
+
+from llmft.store.datasets import DatasetsMixin
+from llmft.store.jobs import JOB_KINDS, TERMINAL, TRANSITIONS, JobsMixin
+from llmft.store.privacy import PrivacyMixin
+from llmft.store.records import (
+    ApiKeyRecord,
+    CheckpointRecord,
+    JobEventRecord,
+    JobRecord,
+    PrivacySummary,
+    SnapshotRecord,
+    TenantRecord,
+)
+from llmft.store.tenancy import ROLES, TenancyMixin
+
+
+class Store(TenancyMixin, DatasetsMixin, JobsMixin, PrivacyMixin):
+    """The metadata store; one instance per process is enough (it owns a connection pool)."""
+
+
+__all__ = [
+    "ApiKeyRecord", "CheckpointRecord", "JOB_KINDS", "JobEventRecord", "JobRecord", "PrivacySummary",
+    "ROLES", "SnapshotRecord", "Store", "TERMINAL", "TRANSITIONS", "TenantRecord",
+]
