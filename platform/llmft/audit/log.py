@@ -19,8 +19,9 @@ _COLUMNS = ("seq", "ts", "actor", "tenant", "action", "object", "payload", "payl
 class AuditLog:
     """Appends inside the caller's transaction so a state change and its audit record commit together."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, read_engine: Engine | None = None):
         self.engine = engine
+        self.read_engine = read_engine or engine
 
     def append_in(self, session: Session, actor: str, tenant: str | None, action: str, obj: str,
                   payload: dict | None = None) -> dict:
@@ -49,7 +50,7 @@ class AuditLog:
             return self.append_in(session, actor, tenant, action, obj, payload)
 
     def records(self, tenant: str | None = None, since_seq: int = 0) -> Iterator[dict]:
-        with Session(self.engine) as session:
+        with Session(self.read_engine) as session:
             query = select(AuditEvent).where(AuditEvent.seq > since_seq).order_by(AuditEvent.seq)
             if tenant is not None:
                 query = query.where(AuditEvent.tenant == tenant)
@@ -61,7 +62,7 @@ class AuditLog:
 
     def head(self) -> dict:
         """The newest record's seq and digest: hand it to a SIEM/WORM store as an anchor."""
-        with Session(self.engine) as session:
+        with Session(self.read_engine) as session:
             row = session.execute(select(AuditEvent.seq, AuditEvent.digest).order_by(AuditEvent.seq.desc()).limit(1)).first()
         return {"seq": row.seq, "digest": row.digest} if row else {"seq": 0, "digest": GENESIS}
 

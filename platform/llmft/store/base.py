@@ -7,7 +7,6 @@ from typing import Iterator
 
 from sqlalchemy.orm import Session
 
-from llmft.audit import AuditLog
 from llmft.store.engine import make_engine, migrate
 
 _MIGRATED: set[str] = set()
@@ -21,10 +20,13 @@ class StoreBase:
             url = Settings.from_env().ensure_dirs().db_url
         self.url = url
         self.engine = make_engine(url)
+        self.read_engine = make_engine(url, for_writes=False)
         if url not in _MIGRATED:  # once per process: alembic costs ~100 ms
             migrate(self.engine)
             _MIGRATED.add(url)
-        self.audit = AuditLog(self.engine)
+        from llmft.audit.log import AuditLog  # audit's table lives in store.schema: import late
+
+        self.audit = AuditLog(self.engine, self.read_engine)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -34,7 +36,7 @@ class StoreBase:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.read_engine, expire_on_commit=False) as session:
             yield session
 
     def audited(self, session: Session, actor: str, tenant: str | None, action: str, obj: str,
@@ -43,3 +45,4 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()

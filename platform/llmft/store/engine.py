@@ -10,12 +10,13 @@ from sqlalchemy.engine import make_url
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; on SQLite, use WAL and take the write lock at BEGIN.
+def make_engine(url: str, *, for_writes: bool = True) -> Engine:
+    """Create an engine; on SQLite, use WAL and (for writes) take the write lock at BEGIN.
 
     pysqlite's default deferred transactions let two processes both read the
     audit head and then race to append; BEGIN IMMEDIATE serialises writers, and
-    busy_timeout makes the loser wait instead of failing.
+    busy_timeout makes the loser wait instead of failing. Readers keep deferred
+    transactions so that, under WAL, they never block a writer.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -35,7 +36,7 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
 
     return engine
 

@@ -1,0 +1,1 @@
+"""Data stage: readers, PII redaction, quality filters, dedupe, formatting, and the generated sample sets."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: a Ray-free core (data, methods, loop, checkpoints, guards, privacy, policy) under a thin Ray Train layer."""
