@@ -30,6 +30,7 @@ _PLANT_KINDS = ("email", "phone", "card", "ssn", "iban", "ipv4", "ipv6", "secret
 _MALFORMED = ("truncated_json", "truncated_json", "not_json", "wrong_type", "wrong_type", "missing_field",
               "invalid_utf8")
 _CANARY_REPEATS = (1, 2, 4, 8)  # planted canaries; two more prefixes are unplanted controls
+_NEAR_MIN_SIM = 0.7  # planted near duplicates stay at or above this word-5-gram Jaccard
 _EVAL_MAX_SIM = 0.6  # held-out prompts stay below this word-5-gram Jaccard to every training prompt
 
 
@@ -42,6 +43,10 @@ class _Entry:
     created_at: str
     info: dict = field(default_factory=dict)
     id: str = ""
+
+
+def _similarity(a: Ticket, b: Ticket) -> float:
+    return shingle_jaccard(f"{a.prompt}\n{a.response}", f"{b.prompt}\n{b.response}")
 
 
 def _day(rng: random.Random, after: str | None = None) -> str:
@@ -80,7 +85,7 @@ def _line(e: _Entry, rng: random.Random) -> bytes:
 
 def _owner(rng: random.Random, customers: list[Customer]) -> Customer:
     # Zipf-like: a few customers file many tickets (useful for erasure demos)
-    return rng.choices(customers, weights=[1.0 / (i + 1) ** 0.8 for i in range(len(customers))])[0]
+    return rng.choices(customers, weights=[1.0 / (i + 3) ** 0.7 for i in range(len(customers))])[0]
 
 
 def _unique(rng: random.Random, seen: set[str], make) -> Ticket:
@@ -152,7 +157,11 @@ def _build(rng: random.Random, n: int) -> tuple[list[_Entry], list[dict]]:
             fld = "prompt" if rng.random() < 0.7 else "response"
             k = rng.randint(1, 3)
             t = Ticket(**{**vars(src.ticket), "pii": []})
-            setattr(t, fld, near_copy(rng, getattr(t, fld), k))
+            while True:  # keep near copies above _NEAR_MIN_SIM: fewer edits on short texts
+                setattr(t, fld, near_copy(rng, getattr(src.ticket, fld), k))
+                if k == 1 or _similarity(src.ticket, t) >= _NEAR_MIN_SIM:
+                    break
+                k -= 1
             entries.append(_Entry("near_copy", t, _day(rng, src.created_at),
                                   {"near_group": g, "source": src, "field": fld, "words_changed": k}))
 
@@ -195,8 +204,7 @@ def _truth(entries: list[_Entry], canaries: list[dict], seed: int) -> dict:
         elif e.role == "exact_copy":
             exact.setdefault(e.info["exact_group"], []).append(e.id)
         elif e.role == "near_copy":
-            src = e.info["source"].ticket
-            sim = shingle_jaccard(f"{src.prompt}\n{src.response}", f"{e.ticket.prompt}\n{e.ticket.response}")
+            sim = _similarity(e.info["source"].ticket, e.ticket)
             near.setdefault(e.info["near_group"], {"source": None, "copies": []})["copies"].append(
                 {"id": e.id, "field": e.info["field"], "words_changed": e.info["words_changed"],
                  "jaccard": round(sim, 4)})
@@ -240,8 +248,8 @@ def _truth(entries: list[_Entry], canaries: list[dict], seed: int) -> dict:
                      for c in canaries],
         "structured": sorted(structured),
         "clean": clean,
-        "erasure_subject": {"customer_id": subject, "ids": sorted(e.id for e in entries
-                                                                  if e.ticket.customer_id == subject)},
+        "erasure_subject": {"customer_id": subject, "ids": sorted(
+            e.id for e in entries if e.ticket.customer_id == subject and e.role != "malformed")},
         "notes": "clean includes the sources of duplicate groups (the row a dedupe should keep). Customer first "
                  "names also appear in greetings and sign-offs; they are not listed as PII. Similarity: word "
                  "5-gram Jaccard of prompt + newline + response, words = lower-cased \\w+ tokens.",

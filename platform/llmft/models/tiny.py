@@ -84,7 +84,7 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
-        raise LlmftError(f"vocab_size={vocab_size}: must exceed the 256 byte symbols plus {len(SPECIAL_TOKENS)} specials")
+        raise LlmftError(f"vocab_size={vocab_size}: must exceed 256 byte symbols + {len(SPECIAL_TOKENS)} specials")
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -109,13 +109,19 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> Any:
     return tokenizer
 
 
-def tiny_config(tokenizer: Any, *, hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4,
-                num_kv_heads: int = 2, intermediate_size: int = 688, max_positions: int = 512) -> Any:
-    """A small Llama config (grouped-query attention, RoPE, SwiGLU) sized to the tokenizer."""
+def tiny_config(tokenizer: Any, *, vocab_size: int = 2048, hidden_size: int = 256, num_layers: int = 4,
+                num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 688,
+                max_positions: int = 512) -> Any:
+    """A small Llama config (grouped-query attention, RoPE, SwiGLU).
+
+    The embedding has `vocab_size` rows even when BPE learned fewer tokens (a small corpus
+    runs out of merges): real models pad their vocab the same way, so downstream code
+    must not assume `len(tokenizer) == config.vocab_size`.
+    """
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=max(vocab_size, len(tokenizer)),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_layers,
@@ -146,6 +152,20 @@ def deterministic_torch(seed: int) -> Iterator[None]:
         finally:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(det)
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """No transformers progress bars on stderr while saving (keeps `--json` output clean)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def token_stream(tokenizer: Any, docs: list[str], pairs: list[tuple[str, str]], seed: int) -> list[int]:
@@ -210,8 +230,8 @@ def pretrain(model: Any, ids: list[int], *, steps: int, seq_len: int, batch_size
             "train_tokens": steps * batch_size * seq_len, "corpus_tokens": len(ids)}
 
 
-def build_tiny_base(out_dir: Path | str, *, seed: int = 0, vocab_size: int = 2048, pretrain_steps: int = 150,
-                    seq_len: int = 128, batch_size: int = 8, lr: float = 3e-3, hidden_size: int = 256,
+def build_tiny_base(out_dir: Path | str, *, seed: int = 0, vocab_size: int = 2048, pretrain_steps: int = 160,
+                    seq_len: int = 128, batch_size: int = 2, lr: float = 2e-3, hidden_size: int = 256,
                     num_layers: int = 4, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 688,
                     max_positions: int = 512, corpus_dir: Path | None = None, overwrite: bool = False) -> dict:
     """Train tokenizer + model and save them (safetensors) with a manifest; same seed, same bytes.
@@ -236,8 +256,8 @@ def build_tiny_base(out_dir: Path | str, *, seed: int = 0, vocab_size: int = 204
 
         with deterministic_torch(seed):
             tokenizer = train_tokenizer(docs + [text for pair in pairs for text in pair], vocab_size)
-            config = tiny_config(tokenizer, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
-                                 num_kv_heads=num_kv_heads, intermediate_size=intermediate_size,
+            config = tiny_config(tokenizer, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
+                                 num_heads=num_heads, num_kv_heads=num_kv_heads, intermediate_size=intermediate_size,
                                  max_positions=max_positions)
             model = LlamaForCausalLM(config).to(torch.float32)
             losses = pretrain(model, token_stream(tokenizer, docs, pairs, seed), steps=pretrain_steps,
@@ -245,14 +265,19 @@ def build_tiny_base(out_dir: Path | str, *, seed: int = 0, vocab_size: int = 204
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.bos_token_id = tokenizer.bos_token_id
-        model.save_pretrained(tmp, safe_serialization=True)
+        with _quiet_progress():
+            model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         for path in tmp.rglob("*"):  # safetensors writes 0600; other processes (Ray workers) must read it
             if path.is_file():
                 path.chmod(0o644)
         params = sum(p.numel() for p in model.parameters())
+        hparams = {"vocab_size": config.vocab_size, "hidden_size": hidden_size, "num_layers": num_layers,
+                   "num_heads": num_heads, "num_kv_heads": num_kv_heads, "intermediate_size": intermediate_size,
+                   "max_positions": max_positions, "pretrain_steps": pretrain_steps, "seq_len": seq_len,
+                   "batch_size": batch_size, "lr": lr}
         meta = {"name": TINY_NAME, "kind": "base-model", "builder": "llmft.models.tiny", "seed": seed,
-                "vocab_size": len(tokenizer), "pretrain_steps": pretrain_steps, "params": params,
+                "hparams": hparams, "tokenizer_size": len(tokenizer), "params": params,
                 "initial_loss": round(losses["initial_loss"], 6), "final_loss": round(losses["final_loss"], 6)}
         write_manifest(tmp, meta=meta)
         if out_dir.exists():
