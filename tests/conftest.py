@@ -111,3 +111,13 @@ def serving_adapters(tiny_base_dir, tmp_path_factory):
     adapters = publish_adapters(source, tiny_base_dir, root / "scratch", specs,
                                 aliases={("acme", "support", "1"): ("production",)})
     return {"root": source.root, "base": tiny_base_dir, "adapters": adapters}
+
+
+@pytest.fixture(scope="session")
+def curated_train_snapshot(tiny_base_dir, tmp_path_factory):
+    """A curated-format snapshot directory (96 train / 16 validation rows, chat-rendered prompts) for training tests."""
+    from train_fixtures import write_curated_snapshot
+
+    from llmft.models.loading import load_tokenizer
+
+    return write_curated_snapshot(tmp_path_factory.mktemp("curated") / "snap", load_tokenizer(tiny_base_dir))

@@ -6,6 +6,7 @@ Every mutation writes its audit record in the same transaction.
 
 from llmft.store.datasets import DatasetsMixin
 from llmft.store.jobs import JOB_KINDS, TERMINAL, TRANSITIONS, JobsMixin
+from llmft.store.models import AliasMoveRecord, ModelsMixin, ModelVersionRecord
 from llmft.store.privacy import PrivacyMixin
 from llmft.store.records import (
     ApiKeyRecord,
@@ -19,11 +20,12 @@ from llmft.store.records import (
 from llmft.store.tenancy import ROLES, TenancyMixin
 
 
-class Store(TenancyMixin, DatasetsMixin, JobsMixin, PrivacyMixin):
+class Store(TenancyMixin, DatasetsMixin, JobsMixin, PrivacyMixin, ModelsMixin):
     """The metadata store; one instance per process is enough (it owns a connection pool)."""
 
 
 __all__ = [
-    "ApiKeyRecord", "CheckpointRecord", "JOB_KINDS", "JobEventRecord", "JobRecord", "PrivacySummary",
+    "AliasMoveRecord", "ApiKeyRecord", "CheckpointRecord", "JOB_KINDS", "JobEventRecord", "JobRecord",
+    "ModelVersionRecord", "PrivacySummary",
     "ROLES", "SnapshotRecord", "Store", "TERMINAL", "TRANSITIONS", "TenantRecord",
 ]

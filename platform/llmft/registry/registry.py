@@ -1,0 +1,397 @@
+"""The model registry: immutable, verified versions on MLflow's registry, mirrored in the store.
+
+MLflow holds the registered model, its integer versions, tags and aliases (the UI); the
+store holds the same versions and every alias move for the control plane and serving,
+audited. Files live once per digest in a read-only, content-addressed directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmft.errors import ConflictError, IntegrityError, NotFoundError, PermissionDeniedError, SpecError
+from llmft.manifest import Manifest
+from llmft.registry import artifacts, lineage as lineage_mod
+from llmft.registry.lifecycle import LifecycleMixin
+from llmft.registry.semver import SemVer, next_semver
+
+ALIASES = ("candidate", "staging", "production")
+GATED = ("staging", "production")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class ModelRegistry(LifecycleMixin):
+    """Register, resolve, verify and promote model versions of a tenant."""
+
+    def __init__(self, store: Any = None, settings: Any = None) -> None:
+        from llmft.settings import Settings
+        from llmft.store import Store
+
+        self.settings = (settings or Settings.from_env()).ensure_dirs()
+        self.store = store or Store(self.settings.db_url)
+        self.root = self.settings.storage / "registry"
+        self._client: Any = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.settings.mlflow_uri)
+        return self._client
+
+    @staticmethod
+    def mlflow_name(tenant: str, name: str) -> str:
+        return f"{tenant}.{name}"
+
+    def objects(self, tenant: str) -> Path:
+        return self.root / tenant / "objects"
+
+    def records_dir(self, tenant: str, name: str, version: int) -> Path:
+        return self.root / tenant / "records" / name / str(version)
+
+    def _write_record(self, tenant: str, name: str, version: int, rel: str, data: bytes | str) -> Path:
+        """Write one record file (lineage, eval report) once; records are never rewritten."""
+        path = self.records_dir(tenant, name, version) / rel
+        if path.exists():
+            raise ConflictError(f"{path}: already written; registry records are immutable")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        path.chmod(artifacts.READ_ONLY_FILE)
+        return path
+
+    def _run_for(self, tenant: str, name: str, training_run: str | None) -> str:
+        """The training run when MLflow knows it, else a registry run that carries the artifacts."""
+        if training_run:
+            try:
+                return self.client.get_run(training_run).info.run_id
+            except Exception:  # noqa: BLE001 - a run id from another tracking server: keep it in lineage only
+                pass
+        exp_name = f"llmft/{tenant}/registry"
+        exp = self.client.get_experiment_by_name(exp_name)
+        if exp is None:
+            location = self.settings.storage / "mlflow-artifacts" / tenant / "registry"
+            location.mkdir(parents=True, exist_ok=True)
+            exp_id = self.client.create_experiment(exp_name, artifact_location=location.resolve().as_uri())
+        else:
+            exp_id = exp.experiment_id
+        run = self.client.create_run(exp_id, run_name=f"register {name}", tags={"llmft.tenant": tenant})
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    def _ensure_registered_model(self, tenant: str, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.mlflow_name(tenant, name))
+        except MlflowException:
+            self.client.create_registered_model(self.mlflow_name(tenant, name), tags={"llmft.tenant": tenant})
+
+    # -- register -----------------------------------------------------------------------------
+    def register(self, tenant: str, name: str, source: Path | str, *, actor: str, lineage: Any = None,
+                 prerelease: str | None = None, semver: str | None = None, description: str = "") -> Any:
+        """A new version from a training output directory; identical bytes return the existing version."""
+        started = time.perf_counter()
+        if not _NAME.match(name or ""):
+            raise SpecError(f"model name {name!r}: lowercase letters, digits, '.', '_' and '-' (max 63)")
+        self.store.get_tenant(tenant)
+        source = Path(source)
+        if not source.is_dir():
+            raise NotFoundError(f"{source}: no such directory to register")
+        inputs = lineage_mod.parse_inputs(lineage if lineage is not None else lineage_mod.read_summary(source),
+                                          f"lineage inputs for {name}")
+        if semver is not None:
+            SemVer.parse(semver)
+        manifest = artifacts.manifest_of(source)
+        try:
+            lineage_mod.artifact_kind(manifest.files)
+        except SpecError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+        for rec in self.store.list_model_versions(tenant, name):
+            if rec.manifest_digest == manifest.digest:
+                return rec  # created False: identical bytes already registered
+        snapshot, ancestry = self._snapshot_chain(tenant, inputs.dataset_snapshot)
+        blob = artifacts.put(source, manifest, self.objects(tenant),
+                             {"tenant": tenant, "name": name, "base_sha256": inputs.base_model.sha256})
+        record = lineage_mod.build_lineage(inputs, tenant=tenant, name=name, manifest=manifest, uri=str(blob),
+                                           actor=actor, snapshot=snapshot, ancestry=ancestry)
+        mlname = self.mlflow_name(tenant, name)
+        created_mlflow: list[int] = []
+        self._ensure_registered_model(tenant, name)
+
+        def semver_for(previous: list) -> str:
+            if semver is not None:
+                return semver
+            return next_semver([(p.semver, p.lineage) for p in previous], record, prerelease)
+
+        def allocate(chosen: str) -> int:
+            record["model"]["semver"] = chosen
+            run_id = self._run_for(tenant, name, inputs.mlflow_run_id)
+            mv = self.client.create_model_version(mlname, source=str(blob), run_id=run_id,
+                                                  tags=lineage_mod.summary_tags(record), description=description)
+            created_mlflow.append(int(mv.version))
+            record["model"]["version"] = int(mv.version)
+            record["artifacts"]["mlflow_run_id"] = run_id
+            return int(mv.version)
+
+        try:
+            rec = self.store.add_model_version(
+                tenant=tenant, name=name, manifest_digest=manifest.digest, uri=str(blob),
+                base_model=inputs.base_model.ref, base_digest=inputs.base_model.sha256, lineage=record,
+                actor=actor, semver_for=semver_for, allocate=allocate,
+                dataset_snapshot=snapshot.id if snapshot is not None else inputs.dataset_snapshot,
+                source_job_id=inputs.job_id)
+        except BaseException:
+            for version in created_mlflow:  # keep MLflow and the store in step
+                self.client.delete_model_version(mlname, str(version))
+            raise
+        if rec.created:
+            path = self._write_record(tenant, name, rec.version, "lineage.json",
+                                      json.dumps(rec.lineage, indent=2, sort_keys=True, default=str))
+            run_id = rec.lineage["artifacts"]["mlflow_run_id"]
+            self.client.log_artifact(run_id, str(path), artifact_path=f"registry/{name}/{rec.version}")
+            self.client.set_model_version_tag(mlname, str(rec.version), "llmft.lineage_uri", str(path))
+            self.client.set_model_version_tag(mlname, str(rec.version), "llmft.register_seconds",
+                                              f"{time.perf_counter() - started:.3f}")
+        return rec
+
+    def _snapshot_chain(self, tenant: str, snapshot_ref: str | None) -> tuple[Any, list[dict]]:
+        """The training snapshot and its ancestors (raw first), as recorded in the store."""
+        if snapshot_ref is None:
+            return None, []
+        snapshot = self.store.get_snapshot(tenant, snapshot_ref)
+        chain, seen, frontier = [], set(), [snapshot.id]
+        while frontier:
+            current = self.store.get_snapshot(tenant, frontier.pop())
+            if current.id in seen:
+                continue
+            seen.add(current.id)
+            chain.append({"id": current.id, "ref": current.ref, "kind": current.kind, "uri": current.uri,
+                          "parents": list(current.parents), "spec_digest": current.spec_digest,
+                          "rows": current.row_count, "classification": current.classification})
+            frontier.extend(current.parents)
+        return snapshot, list(reversed(chain))
+
+    # -- resolve ------------------------------------------------------------------------------
+    def resolve(self, tenant: str, ref: str) -> Any:
+        """`name` (newest), `name:N` (MLflow version), `name:1.3.0-rc.1` (semver) or `name@alias`."""
+        name, at, alias = ref.partition("@")
+        if at:
+            if alias not in ALIASES:
+                raise NotFoundError(f"{ref}: unknown alias {alias!r} (aliases: {', '.join(ALIASES)})")
+            version = self.store.current_aliases(tenant, name).get(alias)
+            if version is None:
+                self._require_model(tenant, name)
+                raise NotFoundError(f"{ref}: model {name!r} has no {alias!r} version")
+            return self.store.get_model_version(tenant, name, version)
+        name, colon, selector = ref.partition(":")
+        versions = self._require_model(tenant, name)
+        if not colon:
+            return versions[-1]
+        if selector.isdigit():
+            return self.store.get_model_version(tenant, name, int(selector))
+        match = [v for v in versions if v.semver == selector.removeprefix("v")]
+        if not match:
+            raise NotFoundError(f"model version {ref} not found for tenant {tenant!r}")
+        return match[0]
+
+    def _require_model(self, tenant: str, name: str) -> list:
+        versions = self.store.list_model_versions(tenant, name)
+        if not versions:
+            raise NotFoundError(f"model {name!r} not found for tenant {tenant!r}")
+        return versions
+
+    def list_versions(self, tenant: str, name: str | None = None) -> list[dict]:
+        out = []
+        for rec in self.store.list_model_versions(tenant, name):
+            aliases = self.store.current_aliases(tenant, rec.name)
+            out.append(self._summary(rec, aliases))
+        return out
+
+    @staticmethod
+    def _summary(rec: Any, aliases: dict[str, int]) -> dict:
+        evals = rec.lineage.get("evaluations") or []
+        return {"ref": rec.ref, "name": rec.name, "version": rec.version, "semver": rec.semver,
+                "status": rec.status, "tainted": rec.tainted, "manifest_digest": rec.manifest_digest,
+                "aliases": sorted(a for a, v in aliases.items() if v == rec.version),
+                "base_model": rec.base_model, "dataset_snapshot": rec.dataset_snapshot,
+                "eval_passed": evals[-1]["passed"] if evals else None, "uri": rec.uri,
+                "created_by": rec.created_by, "created_at": rec.created_at.isoformat()}
+
+    def show(self, tenant: str, ref: str) -> dict:
+        rec = self.resolve(tenant, ref)
+        return {**self._summary(rec, self.store.current_aliases(tenant, rec.name)),
+                "taint_reason": self.taint_reason(tenant, rec), "lineage": rec.lineage}
+
+    # -- verify and open ----------------------------------------------------------------------
+    def verify_report(self, tenant: str, ref: str) -> dict:
+        """Re-hash every file of a version against the manifest recorded at registration."""
+        started = time.perf_counter()
+        rec = self.resolve(tenant, ref)
+        manifest = Manifest(rec.lineage["artifacts"]["files"])
+        problems: list[tuple[str, str]] = []
+        if manifest.digest != rec.manifest_digest:
+            problems.append(("<recorded manifest>", "does not match the registered digest"))
+        problems += artifacts.changed_files(Path(rec.uri), manifest)
+        return {"ref": rec.ref, "semver": rec.semver, "uri": rec.uri, "ok": not problems,
+                "files": len(manifest.files), "bytes": sum(int(f["size"]) for f in manifest.files.values()),
+                "changed": [{"file": f, "problem": p} for f, p in problems],
+                "seconds": round(time.perf_counter() - started, 4)}
+
+    def verify(self, tenant: str, ref: str) -> dict:
+        """Like verify_report, but a changed file raises IntegrityError naming every such file."""
+        report = self.verify_report(tenant, ref)
+        if not report["ok"]:
+            named = ", ".join(f"{c['file']} ({c['problem']})" for c in report["changed"])
+            raise IntegrityError(f"model version {report['ref']} at {report['uri']}: {named}")
+        return report
+
+    def open(self, tenant: str, ref: str) -> tuple[Path, Any]:
+        """The verified directory of a version, for loading; a tampered file raises IntegrityError."""
+        rec = self.resolve(tenant, ref)
+        self.verify(tenant, rec.ref)
+        return Path(rec.uri), rec
+
+    # -- aliases and promotion ----------------------------------------------------------------
+    def promote(self, tenant: str, ref: str, alias: str, *, reason: str, actor: str) -> Any:
+        """Point an alias at a version; staging/production need a passed evaluation (gates bind)."""
+        if alias not in ALIASES:
+            raise SpecError(f"alias {alias!r}: must be one of {', '.join(ALIASES)}")
+        rec = self.resolve(tenant, ref)
+        refusal = self._refusal(tenant, rec, alias)
+        if refusal is not None:
+            self.store.audit.append(actor, tenant, "model.promote.refused", f"model/{rec.ref}",
+                                    {"alias": alias, "reason": refusal, "requested_because": reason})
+            raise (PermissionDeniedError if "evaluation" in refusal else ConflictError)(
+                f"cannot move {rec.name}@{alias} to {rec.ref}: {refusal}")
+        current = self.store.current_aliases(tenant, rec.name).get(alias)
+        if current == rec.version:
+            raise ConflictError(f"{rec.name}@{alias} already points to {rec.ref}; nothing changed")
+
+        def check(target: Any, _current: int | None) -> None:  # re-checked inside the transaction
+            if target.status == "archived" or target.tainted:
+                raise ConflictError(f"cannot move {rec.name}@{alias} to {rec.ref}: version is "
+                                    f"{'archived' if target.status == 'archived' else 'tainted'}")
+
+        def hook(_from: int | None, to: int | None) -> None:
+            self.client.set_registered_model_alias(self.mlflow_name(tenant, rec.name), alias, str(to))
+
+        move = self.store.move_alias(tenant, rec.name, alias, rec.version, actor=actor, reason=reason,
+                                     check=check, hook=hook)
+        if alias == "production":
+            self.store.update_model_version(
+                tenant, rec.name, rec.version, actor=actor, action="model.approve",
+                payload={"alias": alias, "reason": reason},
+                append=("approvals", {"alias": alias, "actor": actor, "reason": reason, "at": _now(),
+                                      "from_version": move.from_version}))
+        return move
+
+    def _refusal(self, tenant: str, rec: Any, alias: str) -> str | None:
+        if rec.status == "archived":
+            return "version is archived"
+        taint = self.taint_reason(tenant, rec)
+        if taint:
+            return f"version is tainted: {taint}"
+        if alias in GATED:
+            evals = rec.lineage.get("evaluations") or []
+            if not evals:
+                return "no evaluation report attached (gates decide staging/production)"
+            if not evals[-1]["passed"]:
+                return f"latest evaluation failed its gates: {'; '.join(evals[-1]['reasons']) or 'no reason given'}"
+        return None
+
+    def remove_alias(self, tenant: str, name: str, alias: str, *, reason: str, actor: str) -> Any:
+        if self.store.current_aliases(tenant, name).get(alias) is None:
+            raise NotFoundError(f"{name}@{alias}: alias not set")
+
+        def hook(_from: int | None, _to: int | None) -> None:
+            self.client.delete_registered_model_alias(self.mlflow_name(tenant, name), alias)
+
+        return self.store.move_alias(tenant, name, alias, None, actor=actor, reason=reason, hook=hook)
+
+    def alias_history(self, tenant: str, name: str, alias: str | None = None) -> list:
+        self._require_model(tenant, name)
+        return self.store.alias_history(tenant, name, alias)
+
+    # -- evaluation reports -------------------------------------------------------------------
+    def attach_eval_report(self, tenant: str, ref: str, report: dict, *, actor: str,
+                           html_path: Path | str | None = None) -> dict:
+        """Store an evaluation report (JSON, optional HTML) with the version; its `passed` gates promotion."""
+        if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
+            raise SpecError("evaluation report: 'passed' must be true or false")
+        reasons = report.get("reasons", [])
+        if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+            raise SpecError("evaluation report: 'reasons' must be a list of strings")
+        if html_path is not None and not Path(html_path).is_file():
+            raise NotFoundError(f"{html_path}: no such HTML report")
+        rec = self.resolve(tenant, ref)
+        index = len(rec.lineage.get("evaluations") or []) + 1
+        body = json.dumps(report, indent=2, sort_keys=True, default=str)
+        digest = lineage_mod.digest_of(json.loads(body))
+        json_path = self._write_record(tenant, rec.name, rec.version, f"eval/{index}-report.json", body)
+        html_dest = None
+        if html_path is not None:
+            html_dest = self._write_record(tenant, rec.name, rec.version, f"eval/{index}-report.html",
+                                           Path(html_path).read_bytes())
+        entry = {"index": index, "passed": report["passed"], "reasons": reasons, "digest": digest,
+                 "uri": str(json_path), "html_uri": str(html_dest) if html_dest else None, "actor": actor,
+                 "at": _now()}
+        self.store.update_model_version(tenant, rec.name, rec.version, actor=actor, action="model.eval.attach",
+                                        payload={k: entry[k] for k in ("index", "passed", "reasons", "digest")},
+                                        append=("evaluations", entry))
+        mlname, run_id = self.mlflow_name(tenant, rec.name), rec.lineage["artifacts"].get("mlflow_run_id")
+        if run_id:
+            for path in filter(None, (json_path, html_dest)):
+                self.client.log_artifact(run_id, str(path), artifact_path=f"registry/{rec.name}/{rec.version}/eval")
+        self.client.set_model_version_tag(mlname, str(rec.version), "llmft.eval.passed", str(report["passed"]))
+        self.client.set_model_version_tag(mlname, str(rec.version), "llmft.eval.digest", digest)
+        return entry
+
+    def record_deployment(self, tenant: str, ref: str, *, deployment: str, event: str, actor: str,
+                          detail: dict | None = None) -> None:
+        """Serving calls this so lineage reaches deployments (deployed, flipped, rolled back)."""
+        rec = self.resolve(tenant, ref)
+        entry = {"deployment": deployment, "event": event, "actor": actor, "at": _now(), **(detail or {})}
+        self.store.update_model_version(tenant, rec.name, rec.version, actor=actor, action="model.deployment",
+                                        payload=entry, append=("deployments", entry))
+
+    # -- lineage ------------------------------------------------------------------------------
+    def lineage(self, tenant: str, ref: str) -> dict:
+        """The chain from raw snapshot to this version, its evaluations, alias moves and deployments."""
+        rec = self.resolve(tenant, ref)
+        lin = rec.lineage
+        chain: list[dict] = []
+        for snap in (lin.get("dataset") or {}).get("ancestry", []):
+            current = self.store.get_snapshot(tenant, snap["id"])
+            chain.append({"stage": f"snapshot:{snap['kind']}", "ref": snap["ref"], "id": snap["id"],
+                          "uri": snap["uri"], "spec_digest": snap["spec_digest"],
+                          "superseded_by": current.superseded_by})
+        training = lin["training"]
+        chain.append({"stage": "training", "job_id": training["job_id"], "mlflow_run_id": training["mlflow_run_id"],
+                      "method": training["method"], "spec_digest": training["spec_digest"], "seed": training["seed"],
+                      "duration_s": training["duration_s"], "metrics": training["metrics"],
+                      "base_model": lin["base_model"], "code_commit": lin["code"]["commit"]})
+        chain.append({"stage": "model_version", "ref": rec.ref, "semver": rec.semver, "status": rec.status,
+                      "manifest_digest": rec.manifest_digest, "uri": rec.uri, "created_by": rec.created_by,
+                      "created_at": rec.created_at.isoformat()})
+        for ev in lin.get("evaluations", []):
+            chain.append({"stage": "evaluation", **ev})
+        for move in self.store.alias_history(tenant, rec.name):
+            if rec.version in (move.from_version, move.to_version):
+                chain.append({"stage": "alias", "alias": move.alias, "from": move.from_version,
+                              "to": move.to_version, "actor": move.actor, "reason": move.reason,
+                              "at": move.created_at.isoformat()})
+        for dep in lin.get("deployments", []):
+            chain.append({"stage": "deployment", **dep})
+        return {"ref": rec.ref, "semver": rec.semver, "tainted": bool(self.taint_reason(tenant, rec)),
+                "taint_reason": self.taint_reason(tenant, rec), "environment": lin["environment"], "chain": chain}
