@@ -1,0 +1,1 @@
+"""End-to-end tier: the demo pipeline in a subprocess."""
