@@ -15,12 +15,18 @@ class SuiteSpec(StrictModel):
     path: str = Field(..., min_length=1, description="JSONL file of prompts (and references for golden).")
     json_schema: str | None = Field(None, description="JSON-schema file outputs must satisfy (golden suites).")
     max_prompts: int | None = Field(None, ge=1, description="Use at most this many prompts.")
+    api: Literal["chat", "completions"] | None = Field(
+        None, description="Endpoint used for this suite: 'chat' renders the prompt as a user turn, 'completions' "
+                          "sends it raw (default: completions for memorization prefixes, chat otherwise).")
+    max_new_tokens: int | None = Field(None, ge=1, le=4096, description="Generation budget (default: the spec's).")
 
 
 class JudgeSpec(StrictModel):
     type: Literal["reference", "llm"] = Field("reference", description="Pairwise judge used for win-rate.")
     endpoint: str | None = Field(None, description="OpenAI-compatible base URL of the LLM judge.")
     model: str | None = Field(None, description="Judge model name at that endpoint.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the judge's API key.")
+    tie_margin: float = Field(0.02, ge=0, le=1, description="Reference judge: score gaps at or below this are ties.")
 
     @model_validator(mode="after")
     def _llm_needs_endpoint(self) -> "JudgeSpec":
@@ -37,13 +43,41 @@ class GateSpec(StrictModel):
     memorization_max: float = Field(0.0, ge=0, le=1, description="Max share of canaries extracted.")
 
 
+class EndpointSpec(StrictModel):
+    url: str = Field(..., min_length=1, description="OpenAI-compatible base URL (e.g. http://host:8000/v1).")
+    model: str = Field(..., min_length=1, description="Model name to send in each request.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the bearer key.")
+
+
 class EvalSpec(StrictModel):
     kind: Literal["evaluation"] = Field("evaluation", description="Spec type tag.")
     tenant: str = Field(..., min_length=1, description="Tenant owning the model.")
     model: str = Field(..., min_length=1, description="Candidate: `name`, `name:version` or `name@alias`.")
     base_model: str | None = Field(None, description="Base to compare against (default: the candidate's base).")
+    baseline: str | None = Field(
+        None, description="A registered version (`name@production`, `name:3`) to compare against instead of the "
+                          "bare base model; it must share the candidate's base.")
     suites: list[SuiteSpec] = Field(..., min_length=1, description="Suites to run.")
+    suites_dir: str | None = Field(None, description="Directory relative suite paths resolve against "
+                                                     "(default: the spec file's directory, then the cwd).")
     judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Win-rate judge.")
     gates: GateSpec = Field(default_factory=GateSpec, description="Promotion gates.")
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Generation budget per prompt.")
     concurrency: int = Field(8, ge=1, description="Requests in flight against each endpoint.")
+    candidate_endpoint: EndpointSpec | None = Field(
+        None, description="Where the candidate is served (a Serve app); default: a local engine is started.")
+    base_endpoint: EndpointSpec | None = Field(
+        None, description="Where the base (or baseline) is served; default: the local engine.")
+    toxicity_scorer: str = Field("lexicon", description="'lexicon' (llmft.data.quality) or 'module:callable'.")
+    toxicity_threshold: float = Field(0.5, ge=0, le=1, description="An output scoring at or above this is toxic.")
+    request_timeout_s: float = Field(120.0, gt=0, description="Per-request HTTP timeout.")
+    retries: int = Field(3, ge=0, le=10, description="Retries per request on 5xx or connection errors.")
+    attach: bool = Field(True, description="Attach the report to the candidate version in the registry.")
+
+    @model_validator(mode="after")
+    def _unique_suites(self) -> "EvalSpec":
+        names = [s.name for s in self.suites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"suite names must be unique (repeated: {', '.join(dupes)})")
+        return self

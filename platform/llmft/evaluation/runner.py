@@ -1,0 +1,249 @@
+"""Run an evaluation: resolve candidate and base, serve them (or use given endpoints), run every suite
+through HTTP on both sides at once, judge, apply the gates, write the report and attach it.
+
+Also ranks a list of checkpoint directories on the same suites (base answers computed once), so
+the best checkpoint, not merely the last, is the one registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmft.errors import ConflictError, SpecError
+from llmft.evaluation.client import EndpointClient, GenerationRun, run_sync
+from llmft.evaluation.gates import evaluate_gates, gate_figures
+from llmft.evaluation.judges import Comparison, make_judge, summarize
+from llmft.evaluation.metrics import score_outputs, toxicity_scorer
+from llmft.evaluation.suites import Suite, load_suites
+
+N_EXAMPLES = 3
+
+
+@dataclass
+class Side:
+    """One model under evaluation, as an endpoint plus what identifies it."""
+
+    label: str
+    client: EndpointClient
+    info: dict
+
+
+class Evaluator:
+    """Suites + judge + scorer of one EvalSpec; Ray-free and endpoint-agnostic."""
+
+    def __init__(self, spec: Any, suites: list[Suite]):
+        self.spec, self.suites = spec, suites
+        self.judge = make_judge(spec.judge)
+        self.toxicity = toxicity_scorer(spec.toxicity_scorer)
+
+    def client(self, url: str, model: str, api_key_env: str | None = None) -> EndpointClient:
+        return EndpointClient(url, model, concurrency=self.spec.concurrency, timeout_s=self.spec.request_timeout_s,
+                              retries=self.spec.retries, api_key_env=api_key_env)
+
+    async def _generate(self, sides: list[Side]) -> list[dict[str, GenerationRun]]:
+        async def one(side: Side, suite: Suite) -> GenerationRun:
+            return await side.client.generate([it.prompt for it in suite.items], max_tokens=suite.max_new_tokens,
+                                              api=suite.api)
+
+        jobs = [one(side, suite) for side in sides for suite in self.suites]
+        runs = await asyncio.gather(*jobs)
+        n = len(self.suites)
+        return [{s.name: runs[i * n + j] for j, s in enumerate(self.suites)} for i in range(len(sides))]
+
+    def generate(self, sides: list[Side]) -> tuple[list[dict[str, GenerationRun]], float]:
+        """Every suite on every side concurrently; returns the runs and the wall seconds."""
+        started = time.perf_counter()
+        runs = run_sync(self._generate(sides))
+        return runs, time.perf_counter() - started
+
+    def compare(self, base: Side, cand: Side, base_runs: dict[str, GenerationRun],
+                cand_runs: dict[str, GenerationRun]) -> dict:
+        """Scores, verdicts and gates of the candidate vs the base (no I/O)."""
+        suites_out: dict[str, dict] = {}
+        golden_verdicts = []
+        for suite in self.suites:
+            b_out, c_out = base_runs[suite.name].outputs, cand_runs[suite.name].outputs
+            kw = dict(toxicity=self.toxicity, toxicity_threshold=self.spec.toxicity_threshold)
+            b_agg, b_rows = score_outputs(suite, b_out, **kw)
+            c_agg, c_rows = score_outputs(suite, c_out, **kw)
+            entry: dict[str, Any] = {"kind": suite.kind, "prompts": len(suite.items), "path": str(suite.path),
+                                     "api": suite.api, "base": b_agg, "candidate": c_agg, "judge": None,
+                                     "failed_requests": {"base": base_runs[suite.name].failed,
+                                                         "candidate": cand_runs[suite.name].failed}}
+            if suite.kind == "golden":
+                pairs = [Comparison(it.id, it.prompt, it.reference, c, b)
+                         for it, c, b in zip(suite.items, c_out, b_out)]
+                verdicts = self.judge.judge(pairs)
+                golden_verdicts += verdicts
+                entry["judge"] = summarize(verdicts)
+                for row, v in zip(c_rows, verdicts):
+                    row["verdict"] = v.outcome
+            entry["items"] = [{"id": it.id, "base": b, "candidate": c}
+                              for it, b, c in zip(suite.items, b_rows, c_rows)]
+            entry["examples"] = [{"id": it.id, "prompt": it.prompt, "base": b, "candidate": c}
+                                 for it, b, c in list(zip(suite.items, b_out, c_out))[:N_EXAMPLES]]
+            suites_out[suite.name] = entry
+        win = summarize(golden_verdicts) if golden_verdicts else None
+        figures = gate_figures(suites_out, win["win_rate"] if win else None)
+        gates = evaluate_gates(figures, self.spec.gates)
+        return {"passed": gates.passed, "reasons": gates.reasons, "figures": figures,
+                "gates": {**gates.to_dict(), "thresholds": self.spec.gates.model_dump()},
+                "win_rate": win, "suites": suites_out,
+                "base": {"label": base.label, **base.info}, "candidate": {"label": cand.label, **cand.info}}
+
+    def report(self, comparison: dict, *, tenant: str, seconds: float, runs: list[dict[str, GenerationRun]]) -> dict:
+        prompts = sum(len(s.items) for s in self.suites)
+        sent = sum(len(r.outputs) for side in runs for r in side.values())
+        return {"kind": "llmft.evaluation", "version": 1, "tenant": tenant, **comparison,
+                "judge": self.spec.judge.model_dump(), "prompts": prompts,
+                "spec_digest": _digest(self.spec),
+                "throughput": {"requests": sent, "seconds": round(seconds, 3),
+                               "prompts_per_s": round(sent / seconds, 3) if seconds else 0.0,
+                               "per_side": [{name: r.stats() for name, r in side.items()} for side in runs]},
+                "finished_at": datetime.now(timezone.utc).isoformat()}
+
+
+def _digest(spec: Any) -> str:
+    from llmft.config import spec_digest
+
+    try:
+        return spec_digest(spec)
+    except Exception:  # noqa: BLE001 - a digest is informative only
+        return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+# -- resolution -------------------------------------------------------------------------------
+def check_version(registry: Any, tenant: str, ref: str, what: str) -> Any:
+    """Resolve and hash-verify a version; archived or tainted ones are refused (nothing is changed)."""
+    rec = registry.resolve(tenant, ref)
+    if rec.status == "archived":
+        raise ConflictError(f"{what} {ref} resolves to {rec.ref}, which is archived; restore or pick another version")
+    taint = registry.taint_reason(tenant, rec)
+    if taint:
+        raise ConflictError(f"{what} {ref} resolves to {rec.ref}, which is tainted: {taint}")
+    registry.verify(tenant, rec.ref)  # IntegrityError naming every changed file
+    return rec
+
+
+def _base_digest(ref: str) -> str:
+    from llmft.models.loading import model_identity, resolve_base
+
+    return model_identity(resolve_base(ref))["sha256"]
+
+
+@contextlib.contextmanager
+def open_sides(spec: Any, evaluator: Evaluator, registry: Any) -> Any:
+    """Yield (base Side, candidate Side, candidate record), starting a local engine for whatever has no endpoint."""
+    from llmft.evaluation.local_endpoint import BASE_NAME, LocalEndpoint
+
+    rec = check_version(registry, spec.tenant, spec.model, "model")
+    kind = rec.lineage["artifacts"]["kind"]
+    baseline = check_version(registry, spec.tenant, spec.baseline, "baseline") if spec.baseline else None
+    if baseline is not None and baseline.base_digest != rec.base_digest:
+        raise SpecError(f"baseline {baseline.ref} was trained on another base than {rec.ref}; they cannot be compared")
+    base_ref = spec.base_model or rec.base_model
+    need_local = spec.candidate_endpoint is None or spec.base_endpoint is None
+    if need_local and _base_digest(rec.base_model) != rec.base_digest:
+        raise SpecError(f"base model {rec.base_model!r} no longer has the files {rec.ref} was trained on")
+    if need_local and spec.base_model and _base_digest(spec.base_model) != rec.base_digest:
+        raise SpecError(f"base_model {spec.base_model!r} is not the base {rec.ref} was trained on; serve it "
+                        f"yourself and pass base_endpoint")
+    cand_info = {"ref": rec.ref, "semver": rec.semver, "manifest_digest": rec.manifest_digest, "kind": kind}
+    base_info = ({"ref": baseline.ref, "semver": baseline.semver, "manifest_digest": baseline.manifest_digest}
+                 if baseline else {"ref": base_ref, "sha256": rec.base_digest})
+    cand_label = f"{rec.name}:{rec.semver}"
+    base_label = f"{baseline.name}:{baseline.semver}" if baseline else f"base {Path(str(base_ref)).name}"
+    with contextlib.ExitStack() as stack:
+        local: dict[str, Any] = {}
+        if need_local:
+            from llmft.serving.adapters import ResolvedAdapter
+
+            adapters = {}
+            for r in filter(None, (rec if kind == "adapter" else None, baseline)):
+                adapters[f"{r.name}-{r.version}"] = ResolvedAdapter(spec.tenant, r.name, str(r.version), r.uri,
+                                                                   r.manifest_digest, r.base_model)
+            ep = stack.enter_context(LocalEndpoint(rec.base_model, adapters))
+            local["base"] = ep.url
+            if kind == "full" and spec.candidate_endpoint is None:
+                local["full"] = stack.enter_context(LocalEndpoint(rec.uri)).url
+        if spec.candidate_endpoint is not None:
+            e = spec.candidate_endpoint
+            cand = Side(cand_label, evaluator.client(e.url, e.model, e.api_key_env), {**cand_info, "endpoint": e.url})
+        else:
+            url = local.get("full") or local["base"]
+            model = BASE_NAME if kind == "full" else f"{rec.name}-{rec.version}"
+            cand = Side(cand_label, evaluator.client(url, model), {**cand_info, "endpoint": "local"})
+        if spec.base_endpoint is not None:
+            e = spec.base_endpoint
+            base = Side(base_label, evaluator.client(e.url, e.model, e.api_key_env), {**base_info, "endpoint": e.url})
+        else:
+            model = f"{baseline.name}-{baseline.version}" if baseline else BASE_NAME
+            base = Side(base_label, evaluator.client(local["base"], model), {**base_info, "endpoint": "local"})
+        yield base, cand, rec
+
+
+def run_evaluation(spec: Any, *, registry: Any = None, spec_dir: str | Path | None = None,
+                   out_dir: str | Path | None = None, actor: str = "evaluation", attach: bool | None = None) -> dict:
+    """Evaluate `spec.model` against its base (or baseline); returns the report, attached when `attach`."""
+    from llmft.evaluation.report import write_report
+
+    suites = load_suites(spec, spec_dir)  # every file checked before anything runs or changes
+    evaluator = Evaluator(spec, suites)
+    if registry is None:
+        from llmft.registry import ModelRegistry
+
+        registry = ModelRegistry()
+    with open_sides(spec, evaluator, registry) as (base, cand, rec):
+        runs, seconds = evaluator.generate([base, cand])
+    report = evaluator.report(evaluator.compare(base, cand, runs[0], runs[1]), tenant=spec.tenant,
+                              seconds=seconds, runs=runs)
+    out = Path(out_dir) if out_dir else registry.settings.storage / "eval" / spec.tenant / rec.name / \
+        f"{rec.version}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
+    json_path, html_path = write_report(report, out)
+    report["files"] = {"json": str(json_path), "html": str(html_path)}
+    if spec.attach if attach is None else attach:
+        report["attached"] = registry.attach_eval_report(spec.tenant, rec.ref, report, actor=actor,
+                                                         html_path=html_path)
+    return report
+
+
+def evaluate_checkpoints(spec: Any, checkpoints: list[str | Path], base_ref: str | Path, *,
+                         spec_dir: str | Path | None = None, out_dir: str | Path | None = None) -> dict:
+    """Rank adapter checkpoint directories on the spec's suites; `best` passes the most gates, then wins most."""
+    from llmft.evaluation.local_endpoint import BASE_NAME, LocalEndpoint
+    from llmft.evaluation.report import write_report
+
+    if not checkpoints:
+        raise SpecError("no checkpoints to evaluate")
+    suites = load_suites(spec, spec_dir)
+    evaluator = Evaluator(spec, suites)
+    names = {f"ckpt-{i}": Path(c) for i, c in enumerate(checkpoints)}
+    with LocalEndpoint(base_ref, names) as ep:
+        base = Side(f"base {Path(str(base_ref)).name}", evaluator.client(ep.url, BASE_NAME), {"ref": str(base_ref)})
+        sides = [Side(str(p), evaluator.client(ep.url, n), {"ref": str(p)}) for n, p in names.items()]
+        runs, seconds = evaluator.generate([base, *sides])
+    ranking = []
+    for side, cand_runs in zip(sides, runs[1:]):
+        rep = evaluator.report(evaluator.compare(base, side, runs[0], cand_runs), tenant=spec.tenant,
+                               seconds=seconds, runs=[runs[0], cand_runs])
+        failed = sum(c["status"] == "failed" for c in rep["gates"]["checks"])
+        golden = [s["candidate"]["rouge_l"] for s in rep["suites"].values() if s["kind"] == "golden"]
+        entry = {"checkpoint": side.label, "passed": rep["passed"], "failed_gates": failed, "reasons": rep["reasons"],
+                 "win_rate": (rep["win_rate"] or {}).get("win_rate"), "figures": rep["figures"],
+                 "golden_rouge_l": sum(golden) / len(golden) if golden else None}
+        if out_dir:
+            files = write_report(rep, Path(out_dir) / Path(side.label).name)
+            entry["report"] = str(files[0])
+        ranking.append(entry)
+    ranking.sort(key=lambda e: (e["failed_gates"], -(e["win_rate"] or 0), -(e["golden_rouge_l"] or 0)))
+    total = sum(len(r.outputs) for side in runs for r in side.values())
+    return {"best": ranking[0]["checkpoint"], "ranking": ranking,
+            "throughput": {"requests": total, "seconds": round(seconds, 3),
+                           "prompts_per_s": round(total / seconds, 3) if seconds else 0.0}}
