@@ -1,0 +1,378 @@
+"""The inference engine: one base model per process, many LoRA adapters, mixed-adapter batches.
+
+`Engine` is the interface a Serve replica talks to; `PeftEngine` is the transformers + PEFT
+implementation (CPU or one GPU). A vLLM engine (`ray.serve.llm`) fills the same role on GPU
+clusters. No Ray here: the core is what unit tests exercise.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol
+
+from llmft.errors import LlmftError
+from llmft.serving.adapters import AdapterCache, ResolvedAdapter
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" inside a mixed batch
+
+
+class RequestError(LlmftError):
+    """A request the engine refuses before touching the model (mapped to an HTTP 4xx)."""
+
+    def __init__(self, message: str, code: str = "invalid_request", param: str | None = None):
+        super().__init__(message)
+        self.code, self.param = code, param
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding parameters; temperature 0 means greedy."""
+
+    max_tokens: int = 16
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def group_key(self) -> tuple:
+        """Requests with equal keys can share one `generate` call (the logits processors are per call)."""
+        return ("greedy",) if self.greedy else ("sample", self.temperature, self.top_p, self.seed)
+
+
+@dataclass
+class GenRequest:
+    prompt: str
+    adapter: ResolvedAdapter | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass
+class GenResult:
+    text: str
+    finish_reason: str  # "stop" (eos or a stop sequence) | "length"
+    prompt_tokens: int
+    completion_tokens: int
+    adapter_id: str | None
+    adapter_version: str | None
+    base_revision: str
+
+
+class Engine(Protocol):
+    """What a serving replica needs from an engine."""
+
+    base_name: str
+    base_revision: str
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult | RequestError]: ...
+
+    def stream(self, request: GenRequest) -> Iterator[dict]: ...
+
+    def count_tokens(self, prompt: str) -> int: ...
+
+    def info(self) -> dict: ...
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """Text up to the earliest stop sequence, and whether one was found."""
+    hits = [text.find(s) for s in stops if s and s in text]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+class PeftEngine:
+    """transformers + PEFT engine; every model mutation and every `generate` holds one lock.
+
+    Serve may evict an adapter from another thread while a batch runs; concurrent PEFT calls
+    on one shared model corrupt each other, hence the single lock.
+    """
+
+    def __init__(self, base_ref: str, *, max_adapters: int = 8, dtype: Any = None, device: Any = None,
+                 base_name: str | None = None):
+        import torch
+
+        from llmft.models.loading import load_base
+
+        self._torch = torch
+        self.model, self.tokenizer, identity = load_base(base_ref, dtype=dtype, padding_side="left",
+                                                         device=device, name=base_name)
+        self.tokenizer.padding_side = "left"  # transformers 5.23 does not save it
+        self.base_name = identity["name"]
+        self.base_revision = identity["sha256"][:12]
+        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.device = device or "cpu"
+        self.peft = None  # a PeftModel wrapping self.model once the first adapter is loaded
+        self.lock = threading.RLock()
+        self.cache = AdapterCache(max_adapters, self._load, self._unload)
+
+    # -- adapters -------------------------------------------------------------------------
+    def _load(self, adapter: ResolvedAdapter) -> None:
+        from peft import PeftModel
+
+        with self.lock:
+            if self.peft is None:
+                self.peft = PeftModel.from_pretrained(self.model, adapter.path, adapter_name=adapter.peft_name)
+            else:
+                self.peft.load_adapter(adapter.path, adapter_name=adapter.peft_name)
+            if self.peft.active_adapter not in self.peft.peft_config:
+                self.peft.set_adapter(adapter.peft_name)  # PEFT leaves a deleted name active
+            self.peft.eval()
+
+    def _unload(self, adapter: ResolvedAdapter) -> None:
+        with self.lock:
+            if self.peft is not None and adapter.peft_name in self.peft.peft_config:
+                self.peft.delete_adapter(adapter.peft_name)
+
+    def load_adapter(self, adapter: ResolvedAdapter) -> bool:
+        """Make an adapter resident (hash-verified); True if it already was."""
+        with self.lock:
+            return self.cache.ensure(adapter)
+
+    def unload_adapter(self, adapter_id: str) -> bool:
+        with self.lock:
+            return self.cache.evict(adapter_id)
+
+    # -- validation -----------------------------------------------------------------------
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def check(self, request: GenRequest) -> int:
+        """Prompt token count; refuses an over-long or empty request before anything is loaded."""
+        n = self.count_tokens(request.prompt)
+        if n == 0:
+            raise RequestError("prompt is empty", "invalid_request", "prompt")
+        if n + request.params.max_tokens > self.context_length:
+            raise RequestError(f"prompt ({n} tokens) + max_tokens ({request.params.max_tokens}) exceeds the "
+                               f"context length {self.context_length}", "context_length_exceeded", "prompt")
+        return n
+
+    # -- generation -----------------------------------------------------------------------
+    def generate(self, requests: list[GenRequest]) -> list[GenResult | RequestError]:
+        """Generate for a batch that may mix adapters; bad requests get their error, others proceed."""
+        out: list[GenResult | RequestError | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, req in enumerate(requests):
+            try:
+                self.check(req)
+            except RequestError as exc:
+                out[i] = exc
+                continue
+            groups.setdefault(req.params.group_key(), []).append(i)
+        for idx in groups.values():
+            for chunk in self._chunks(idx, requests):
+                try:
+                    results = self._generate_group([requests[i] for i in chunk])
+                except LlmftError as exc:  # e.g. an adapter failed verification: only its requests fail
+                    results = [RequestError(str(exc), "adapter_unavailable") for _ in chunk]
+                for i, res in zip(chunk, results):
+                    out[i] = res
+        return out  # type: ignore[return-value]
+
+    def _chunks(self, idx: list[int], requests: list[GenRequest]) -> Iterator[list[int]]:
+        """Split so that no chunk needs more distinct adapters than the cache holds."""
+        chunk: list[int] = []
+        ids: set[str] = set()
+        for i in idx:
+            a = requests[i].adapter
+            if a is not None and a.adapter_id not in ids and len(ids) >= self.cache.capacity:
+                yield chunk
+                chunk, ids = [], set()
+            chunk.append(i)
+            if a is not None:
+                ids.add(a.adapter_id)
+        if chunk:
+            yield chunk
+
+    def _generate_group(self, group: list[GenRequest]) -> list[GenResult | RequestError]:
+        """One `generate` call; a request whose adapter cannot be loaded gets its error, the rest run."""
+        with self.lock:
+            pinned = frozenset(r.adapter.adapter_id for r in group if r.adapter is not None)
+            failed: dict[str, RequestError] = {}
+            for r in group:
+                if r.adapter is not None and r.adapter.adapter_id not in failed:
+                    try:
+                        self.cache.ensure(r.adapter, pinned)
+                    except LlmftError as exc:
+                        failed[r.adapter.adapter_id] = RequestError(str(exc), "adapter_unavailable", "model")
+            ok = [r for r in group if r.adapter is None or r.adapter.adapter_id not in failed]
+            results = iter(self._run(ok) if ok else [])
+            return [failed[r.adapter.adapter_id] if r.adapter is not None and r.adapter.adapter_id in failed
+                    else next(results) for r in group]
+
+    def _run(self, reqs: list[GenRequest]) -> list[GenResult]:
+        torch = self._torch
+        params = reqs[0].params
+        with self.lock:
+            pinned = frozenset(r.adapter.adapter_id for r in reqs if r.adapter is not None)
+            enc = self.tokenizer([r.prompt for r in reqs], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.device)
+            width = enc["input_ids"].shape[1]
+            limits = [r.params.max_tokens for r in reqs]
+            criteria = _RowStops(self.tokenizer, width, limits, [r.params.stop for r in reqs])
+            kwargs: dict[str, Any] = dict(max_new_tokens=max(limits), stopping_criteria=[criteria],
+                                          pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy)
+            if not params.greedy:
+                kwargs.update(temperature=params.temperature, top_p=params.top_p)
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+            else:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            with torch.no_grad():
+                if pinned:
+                    names = [r.adapter.peft_name if r.adapter else BASE_ADAPTER for r in reqs]
+                    output = self.peft.generate(**enc, adapter_names=names, **kwargs)
+                elif self.peft is not None and self.peft.peft_config:
+                    with self.peft.disable_adapter():
+                        output = self.peft.generate(**enc, **kwargs)
+                else:
+                    output = self.model.generate(**enc, **kwargs)
+        results = []
+        for row, r in enumerate(reqs):
+            prompt_tokens = int(enc["attention_mask"][row].sum())
+            results.append(self._finish(output[row, width:].tolist(), r, prompt_tokens))
+        return results
+
+    def _finish(self, ids: list[int], req: GenRequest, prompt_tokens: int) -> GenResult:
+        eos = self.tokenizer.eos_token_id
+        ids = ids[: req.params.max_tokens]
+        stopped = False
+        if eos in ids:
+            ids, stopped = ids[: ids.index(eos)], True
+        pad = self.tokenizer.pad_token_id
+        ids = [t for t in ids if t != pad]  # rows finished early are padded by generate
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text, hit = cut_at_stop(text, req.params.stop)
+        return GenResult(text=text, finish_reason="stop" if (stopped or hit) else "length",
+                         prompt_tokens=prompt_tokens, completion_tokens=len(ids) + (1 if stopped else 0),
+                         adapter_id=req.adapter.adapter_id if req.adapter else None,
+                         adapter_version=req.adapter.version if req.adapter else None,
+                         base_revision=self.base_revision)
+
+    def stream(self, request: GenRequest) -> Iterator[dict]:
+        """Yield `{"text": delta}` events then a final `{"finish_reason", "usage"}` event.
+
+        Generation runs in a thread (holding the engine lock) feeding a `TextIteratorStreamer`;
+        text that could be the start of a stop sequence is held back until it is decided.
+        """
+        from transformers import TextIteratorStreamer
+
+        prompt_tokens = self.check(request)
+        params = request.params
+        if request.adapter is not None:
+            self.load_adapter(request.adapter)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        stop_flag = threading.Event()
+        errors: list[BaseException] = []
+        counts = {"completion": 0}
+
+        def run() -> None:
+            try:
+                result = self._stream_generate(request, streamer, stop_flag)
+                counts["completion"] = result
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        text, sent, hit = "", 0, False
+        hold = max((len(s) for s in params.stop), default=1) - 1
+        for piece in streamer:
+            text += piece
+            cut, hit = cut_at_stop(text, params.stop)
+            if hit:
+                stop_flag.set()
+                if len(cut) > sent:
+                    yield {"text": cut[sent:]}
+                sent = len(cut)
+                break
+            safe = len(text) - hold if hold else len(text)
+            if safe > sent:
+                yield {"text": text[sent:safe]}
+                sent = safe
+        if hit:
+            for _ in streamer:  # drain after an early stop so the generating thread can finish
+                pass
+        thread.join()
+        if errors:
+            raise LlmftError(f"generation failed: {errors[0]}")
+        if not hit and len(text) > sent:
+            yield {"text": text[sent:]}
+        n = counts["completion"]
+        finish = "stop" if hit or n < params.max_tokens else "length"
+        yield {"finish_reason": finish, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n,
+                                                 "total_tokens": prompt_tokens + n},
+               "adapter_id": request.adapter.adapter_id if request.adapter else None,
+               "adapter_version": request.adapter.version if request.adapter else None,
+               "base_revision": self.base_revision}
+
+    def _stream_generate(self, request: GenRequest, streamer: Any, stop_flag: threading.Event) -> int:
+        torch = self._torch
+        params = request.params
+        with self.lock:
+            if request.adapter is not None:
+                self.cache.ensure(request.adapter, frozenset({request.adapter.adapter_id}))
+            enc = self.tokenizer([request.prompt], return_tensors="pt", add_special_tokens=False).to(self.device)
+            width = enc["input_ids"].shape[1]
+            kwargs: dict[str, Any] = dict(max_new_tokens=params.max_tokens, streamer=streamer,
+                                          pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy,
+                                          stopping_criteria=[_FlagStop(stop_flag)])
+            if params.greedy:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            else:
+                kwargs.update(temperature=params.temperature, top_p=params.top_p)
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+            with torch.no_grad():
+                if request.adapter is not None:
+                    out = self.peft.generate(**enc, adapter_names=[request.adapter.peft_name], **kwargs)
+                elif self.peft is not None and self.peft.peft_config:
+                    with self.peft.disable_adapter():
+                        out = self.peft.generate(**enc, **kwargs)
+                else:
+                    out = self.model.generate(**enc, **kwargs)
+        new = out[0, width:].tolist()
+        eos = self.tokenizer.eos_token_id
+        return new.index(eos) + 1 if eos in new else len(new)
+
+    def info(self) -> dict:
+        stats = self.cache.stats
+        return {"base_name": self.base_name, "base_revision": self.base_revision,
+                "context_length": self.context_length, "resident_adapters": self.cache.resident(),
+                "capacity": self.cache.capacity, "hits": stats.hits, "misses": stats.misses,
+                "evictions": stats.evictions}
+
+
+class _RowStops:
+    """Per-row stopping: a row is done at its own max_tokens, at eos, or at one of its stop strings."""
+
+    def __init__(self, tokenizer: Any, width: int, limits: list[int], stops: list[tuple[str, ...]]):
+        self.tokenizer, self.width, self.limits, self.stops = tokenizer, width, limits, stops
+        self.eos = tokenizer.eos_token_id
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        n = input_ids.shape[1] - self.width
+        done = []
+        for row, limit in enumerate(self.limits):
+            new = input_ids[row, self.width:]
+            finished = n >= limit or bool((new == self.eos).any())
+            if not finished and self.stops[row]:
+                text = self.tokenizer.decode(new.tolist(), skip_special_tokens=True)
+                finished = cut_at_stop(text, self.stops[row])[1]
+            done.append(finished)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class _FlagStop:
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)

@@ -1,0 +1,183 @@
+"""Serve end to end on a free port: the openai client, tenancy, streaming, a flip and a rollback under
+load with 0 failed requests, and an automatic SLO rollback. One app for the module (~2-3 min)."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(serving_adapters, tmp_path_factory):
+    import ray
+    from ray import serve
+
+    from llmft.serving.app_config import AppArgs, serve_config
+    from llmft.serving.serve_backend import ServeBackend, serve_client
+    from llmft.store import Store
+
+    home = tmp_path_factory.mktemp("serve-home")
+    store = Store(f"sqlite:///{home / 'llmft.db'}")
+    for t in ("acme", "globex"):
+        store.create_tenant(t, "test")
+    keys = {"acme": store.create_api_key("acme", "developer", "test")[0],
+            "admin": store.create_api_key("acme", "admin", "test")[0],
+            "globex": store.create_api_key("globex", "developer", "test")[0]}
+    dash = _free_port()
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=dash, log_to_driver=False)
+    port = _free_port()
+    args = AppArgs(base_model=str(serving_adapters["base"]), base_name="tiny",
+                   adapter_source=f"dir:{serving_adapters['root']}", db_url=store.url if hasattr(store, "url")
+                   else f"sqlite:///{home / 'llmft.db'}", max_adapters=4, shadow_log=str(home / "shadow.jsonl"),
+                   replica_cpus=0.5)
+    traffic = {"colours": {"blue": {"pins": {"acme/support": "1"}, "ready": True},
+                           "green": {"pins": {"acme/support": "1"}, "ready": True}}}
+    config = serve_config("llm", args, traffic, port=port)
+    config["applications"][0]["deployments"][0]["ray_actor_options"] = {"num_cpus": 0.25}
+    dashboard_url = f"http://127.0.0.1:{dash}"
+    serve_client(dashboard_url).deploy_applications(config)
+    base_url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        pytest.fail("serve app did not come up in 180 s")
+    backend = ServeBackend(base_url=base_url, dashboard_url=dashboard_url, app_name="llm", api_key=keys["admin"])
+    yield {"base_url": base_url, "keys": keys, "backend": backend, "store": store, "home": home}
+    serve.shutdown()
+    ray.shutdown()
+
+
+def _client(served, key="acme"):
+    from openai import OpenAI
+
+    return OpenAI(base_url=served["base_url"] + "/v1", api_key=served["keys"][key], max_retries=0, timeout=60)
+
+
+def _resident(colour):
+    from ray import serve
+
+    return serve.get_deployment_handle(colour, app_name="llm").info.remote().result()["resident_adapters"]
+
+
+def test_openai_client_unchanged(served):
+    import openai
+
+    client = _client(served)
+    assert {m.id for m in client.models.list()} == {"tiny", "support", "billing", "legal", "sales", "hr"}
+    raw = client.completions.with_raw_response.create(model="support", prompt="Hello, how do I", max_tokens=6,
+                                                      temperature=0)
+    done = raw.parse()
+    assert done.choices[0].text and done.usage.completion_tokens <= 6
+    assert raw.headers["x-llmft-adapter-version"] == "1" and raw.headers["x-llmft-colour"] == "blue"
+    assert raw.headers["x-llmft-base-revision"] and done.model_extra["llmft"]["base_revision"]
+    chat = client.chat.completions.create(model="billing:1", messages=[{"role": "user", "content": "Hi"}],
+                                          max_tokens=5, temperature=0)
+    assert chat.choices[0].message.role == "assistant"
+    pieces = [c.choices[0].text for c in client.completions.create(
+        model="support", prompt="Hello, how do I", max_tokens=6, temperature=0, stream=True)]
+    assert "".join(pieces) == done.choices[0].text
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model="support", prompt="x", temperature=9)
+    assert err.value.body["code"] == "invalid_value"
+
+
+def test_cross_tenant_refused_without_loading(served):
+    import openai
+
+    before = {c: _resident(c) for c in ("blue", "green")}
+    client = _client(served, "globex")
+    with pytest.raises(openai.PermissionDeniedError):
+        client.completions.create(model="acme/support", prompt="Hello", max_tokens=2)
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="billing", prompt="Hello", max_tokens=2)
+    with pytest.raises(openai.AuthenticationError):
+        _client(served).with_options(api_key="llmft_x_bad").models.list()
+    assert {c: _resident(c) for c in ("blue", "green")} == before
+    assert not any(a.startswith("globex/") or "billing" in a for a in before["green"])
+
+
+def _load(served, stop, results, rate=8.0):
+    import httpx
+
+    with httpx.Client(base_url=served["base_url"], timeout=30,
+                      headers={"Authorization": f"Bearer {served['keys']['acme']}"}) as http:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                r = http.post("/v1/completions", json={"model": "support", "prompt": "Hello", "max_tokens": 4,
+                                                       "temperature": 0})
+                results.append((time.time(), r.status_code, r.headers.get("x-llmft-colour"),
+                                r.headers.get("x-llmft-adapter-version")))
+            except httpx.HTTPError as exc:
+                results.append((time.time(), 0, None, str(exc)))
+            time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t0)))
+
+
+def test_flip_and_rollback_under_load_lose_nothing(served):
+    from llmft.serving.rollout import RolloutManager, Slo
+
+    audit = []
+    mgr = RolloutManager(served["backend"], audit=lambda a, p: audit.append((a, p)))
+    stop, results = threading.Event(), []
+    workers = [threading.Thread(target=_load, args=(served, stop, results)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(2)
+        report = mgr.deploy("acme/support", "2", model="support", smoke_prompts=["Hello"], slo=Slo(),
+                            shadow_s=2.0)
+        flipped_at = time.time()
+        time.sleep(2)
+        rollback_s = mgr.rollback("test rollback")
+        rolled_at = time.time()
+        time.sleep(2)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    failed = [r for r in results if r[1] != 200]
+    assert len(results) > 30 and not failed, failed[:5]
+    after_flip = [r for r in results if flipped_at + 1 < r[0] < rolled_at - 0.5]
+    assert after_flip and all(r[2] == "green" and r[3] == "2" for r in after_flip)
+    after_rb = [r for r in results if r[0] > rolled_at + 1]
+    assert after_rb and all(r[2] == "blue" and r[3] == "1" for r in after_rb)
+    assert report.flipped and report.flip_s < 5 and rollback_s < 5
+    assert [a for a, _ in audit][-2:] == ["deploy.flip", "deploy.rollback"]
+    assert "deploy.shadow" in [a for a, _ in audit]
+    shadow = (served["home"] / "shadow.jsonl").read_text().splitlines()
+    assert shadow, "shadow comparisons were logged"
+
+
+def test_slo_watcher_rolls_back_automatically(served):
+    from llmft.serving.rollout import RolloutManager, Slo, SloWatcher
+
+    mgr = RolloutManager(served["backend"])
+    policy = mgr.policy()
+    if policy.live == "blue":
+        mgr.flip("make green live", force=True)
+    client = _client(served)
+    for _ in range(4):
+        client.completions.create(model="support", prompt="Hello", max_tokens=2)
+    watcher = SloWatcher(mgr, Slo(p95_latency_ms_max=0.001, min_requests=3, window_s=30), "support",
+                         interval_s=0.2)
+    result = watcher.watch(10)
+    assert result["rolled_back"] and "p95 latency" in result["reason"] and result["from"] == "green"
+    assert mgr.policy().live == "blue"
+    assert mgr.policy().history[-1]["reason"].startswith("SLO breach on green")
