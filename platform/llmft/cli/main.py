@@ -27,6 +27,7 @@ GROUPS = {
     "eval": ("evaluate", "Evaluate a candidate against its base; gates decide promotion."),
     "serve": ("serve", "Serve applications on Ray Serve."),
     "deploy": ("deploy", "Blue/green deployments, canary, shadow and rollback."),
+    "api": ("api", "The REST control plane: serve it, call it."),
 }
 
 for _name, (_module, _help) in GROUPS.items():

@@ -14,20 +14,23 @@ app = typer.Typer(no_args_is_help=True)
 def create(name: str = typer.Argument(..., help="Tenant name."),
            epsilon_budget: float = typer.Option(None, "--epsilon-budget", help="DP budget (default 10)."),
            actor: str = ActorOpt, as_json: bool = JsonOpt) -> None:
-    """Create a tenant."""
-    from llmft.store import Store
+    """Create a tenant (through the API with LLMFT_API_URL: a platform admin key; prints the first admin key)."""
+    from llmft.cli import backend
 
-    rec = Store().create_tenant(name, actor_name(actor), epsilon_budget)
-    emit(rec.as_dict(), as_json, f"created tenant {rec.name} (epsilon budget {rec.epsilon_budget:g})")
+    out = backend.tenants_create(name, epsilon_budget, actor_name(actor))
+    rec = out["tenant"]
+    key = f"\nfirst admin key (shown once): {out['admin_key']['key']}" if "admin_key" in out else ""
+    emit(out if "admin_key" in out else rec, as_json,
+         f"created tenant {rec['name']} (epsilon budget {rec['epsilon_budget']:g}){key}")
 
 
 @app.command("list")
 @handles_errors
 def list_(as_json: bool = JsonOpt) -> None:
     """List tenants."""
-    from llmft.store import Store
+    from llmft.cli import backend
 
-    rows = [t.as_dict() for t in Store().list_tenants()]
+    rows = backend.tenants_list()
     emit(rows, as_json, "\n".join(f"{t['name']}\tepsilon_budget={t['epsilon_budget']:g}" for t in rows) or "(none)")
 
 
@@ -35,8 +38,6 @@ def list_(as_json: bool = JsonOpt) -> None:
 @handles_errors
 def show(name: str, as_json: bool = JsonOpt) -> None:
     """Show a tenant with its privacy ledger summary."""
-    from llmft.store import Store
+    from llmft.cli import backend
 
-    store = Store()
-    data = {**store.get_tenant(name).as_dict(), "privacy": store.privacy_summary(name).as_dict()}
-    emit(data, as_json)
+    emit(backend.tenants_show(name), as_json)
