@@ -1,7 +1,7 @@
-"""The end-to-end demo as a list of stages; `jobs/pipeline.py` (and `make demo`) runs them in order.
+"""The demo's machinery: a context that stages share, the ordered stage list, and the runner.
 
 Each stage reads what earlier stages left in the context and adds its own results,
-so a stage that lands later appends itself here without touching the others.
+so a stage that lands later registers itself without touching the others.
 """
 
 from __future__ import annotations
@@ -16,6 +16,16 @@ from llmft.settings import Settings
 
 TENANT = "acme"
 ACTOR = "demo"
+REPO_ROOT = Path(__file__).resolve().parents[3]  # platform/llmft/pipeline -> the repo
+SPECS = REPO_ROOT / "jobs" / "specs"
+
+
+def spec(name: str, expect: type, overrides: list[str]) -> Any:
+    """A shipped example spec with the demo's overrides (the same files users start from)."""
+    from llmft.config import load_spec
+
+    path = SPECS / name if (SPECS / name).is_file() else REPO_ROOT / name
+    return load_spec(path, overrides, expect=expect)
 
 
 @dataclass
@@ -26,7 +36,9 @@ class DemoContext:
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     store: Any = None
+    registry: Any = None
     ray_context: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 Stage = Callable[[DemoContext], dict]
@@ -45,56 +57,17 @@ def say(message: str) -> None:
     print(f"[llmft demo] {message}", flush=True)
 
 
-@stage("platform")
-def start_platform(ctx: DemoContext) -> dict:
-    """Open the metadata store, create the demo tenant and start (or join) a local Ray."""
-    import ray
-
-    from llmft.errors import ConflictError
-    from llmft.store import Store
-
-    ctx.store = Store(ctx.settings.db_url)
-    try:
-        ctx.store.create_tenant(TENANT, ACTOR)
-    except ConflictError:
-        pass  # a re-run keeps the tenant (and its privacy ledger)
-    ctx.ray_context = ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-                               ignore_reinit_error=True, log_to_driver=True,
-                               runtime_env={"env_vars": _settings_env(ctx.settings)})
-    dashboard = ctx.ray_context.dashboard_url
-    return {"tenant": TENANT, "db": ctx.settings.db_url,
-            "ray_dashboard": f"http://{dashboard}" if dashboard else None}
-
-
-@stage("base model")
-def build_base(ctx: DemoContext) -> dict:
-    """Build (or reuse) the tiny Llama base and record its identity: name + sha256 of its files."""
-    from llmft.models.loading import model_identity, resolve_base
-
-    path = resolve_base("tiny")
-    identity = model_identity(path)
-    ctx.store.audit.append(ACTOR, None, "base.ready", f"base/{identity['name']}", identity)
-    return {"path": str(path), **identity}
-
-
-@stage("sample data")
-def generate_data(ctx: DemoContext) -> dict:
-    """Write the seeded private sample dataset (tickets with planted PII, duplicates, junk)."""
-    from llmft.data.samples import generate_sample_dataset
-
-    out = ctx.settings.storage / "incoming" / f"sample-seed{ctx.seed}"
-    paths = generate_sample_dataset(out, seed=ctx.seed, n_tickets=ctx.n_tickets)
-    return {name: str(path) for name, path in paths.items()}
-
-
-def _settings_env(settings: Settings) -> dict[str, str]:
+def settings_env(settings: Settings) -> dict[str, str]:
     """Ray workers are separate processes: hand them the same state locations as the driver."""
     return {"LLMFT_HOME": str(settings.home), "LLMFT_DB_URL": settings.db_url,
             "LLMFT_MLFLOW_URI": settings.mlflow_uri, "LLMFT_STORAGE": str(settings.storage)}
 
 
 def run_demo(seed: int = 0, n_tickets: int = 600, only: list[str] | None = None) -> DemoContext:
+    import os
+
     settings = Settings.from_env().ensure_dirs()
+    os.environ.update(settings_env(settings))  # every process the demo starts sees the same state
     ctx = DemoContext(settings=settings, seed=seed, n_tickets=n_tickets)
     say(f"state under {settings.home}")
     try:

@@ -1,0 +1,162 @@
+"""Demo stages of release: serve v1 blue, train v2, shadow it on green, flip, query, lineage, roll back."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from llmft.pipeline.core import ACTOR, TENANT, DemoContext, say, stage
+from llmft.pipeline.models import APPROVER, MODEL, evaluate, train_and_register
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(base_url: str, timeout_s: float = 240.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"serving app at {base_url} not healthy after {timeout_s:.0f}s")
+
+
+@stage("deploy blue")
+def deploy_blue(ctx: DemoContext) -> dict:
+    """Start the Serve app (gateway + blue + green) with the production version live on blue."""
+    from llmft.config import DeploymentSpec
+    from llmft.pipeline.core import spec
+    from llmft.serving.operations import serve_up
+
+    dashboard = ctx.results["platform"]["ray_dashboard"]
+    deployment = spec("serve_apps/deploy_support.yaml", DeploymentSpec,
+                      [f"http.port={_free_port()}", f"dashboard_url={dashboard}", f"model={MODEL}@production"])
+    up = serve_up(deployment)
+    _wait_ready(up["base_url"])
+    ctx.extras["deployment"] = deployment
+    ctx.extras["base_url"] = up["base_url"]
+    ctx.registry.record_deployment(TENANT, f"{MODEL}@production", deployment=deployment.name, event="live:blue",
+                                   actor=ACTOR)
+    say(f"serving {MODEL}@production on blue at {up['base_url']}/v1 (OpenAI-compatible)")
+    return {"base_url": up["base_url"], "app": deployment.name}
+
+
+@stage("train v2")
+def train_v2(ctx: DemoContext) -> dict:
+    """An improved version: longer training and a larger rank, while v1 keeps serving."""
+    return train_and_register(ctx, "support-v2", ["optim.max_steps=80", "lora.r=16", "lora.alpha=32"])
+
+
+@stage("evaluate v2")
+def evaluate_v2(ctx: DemoContext) -> dict:
+    result = evaluate(ctx, ctx.results["train v2"]["version"])
+    if result["passed"]:
+        ctx.registry.promote(TENANT, f"{MODEL}:{ctx.results['train v2']['version']}", "staging",
+                             reason="gates passed", actor=ACTOR)
+    return result
+
+
+@stage("shadow and flip")
+def shadow_and_flip(ctx: DemoContext) -> dict:
+    """Deploy v2 to green, smoke it, mirror live traffic to it, then flip (nothing restarts)."""
+    import threading
+
+    from llmft.serving.operations import rollout_manager
+    from llmft.serving.rollout import Slo
+
+    deployment, base_url = ctx.extras["deployment"], ctx.extras["base_url"]
+    v2 = ctx.results["train v2"]
+    key, _ = ctx.store.create_api_key(TENANT, "developer", ACTOR)
+    ctx.extras["api_key"] = key
+    stop = threading.Event()
+    traffic = threading.Thread(target=_steady_load, args=(base_url, key, stop, ctx.extras), daemon=True)
+    traffic.start()
+    try:
+        with rollout_manager(tenant=TENANT, app=deployment.name, base_url=base_url,
+                             dashboard_url=deployment.dashboard_url, actor=ACTOR) as manager:
+            slo = Slo.from_spec(deployment.slo)
+            report = manager.deploy(f"{TENANT}/{MODEL}", v2["semver"], model=MODEL,
+                                    smoke_prompts=deployment.smoke_prompts, slo=slo, shadow_s=6.0,
+                                    reason=f"release {MODEL}:{v2['version']}")
+    finally:
+        stop.set()
+        traffic.join(10)
+    ctx.registry.promote(TENANT, f"{MODEL}:{v2['version']}", "production", reason="flipped to green",
+                         actor=APPROVER)
+    ctx.registry.record_deployment(TENANT, f"{MODEL}:{v2['version']}", deployment=deployment.name,
+                                   event="live:green", actor=ACTOR)
+    load = ctx.extras.get("load", {})
+    say(f"{MODEL}:{v2['version']} live on green; flip effective in {report.flip_s:.2f}s; "
+        f"requests during rollout: {load.get('sent', 0)} sent, {load.get('failed', 0)} failed")
+    return {"flip_s": report.flip_s, "steps": [s["step"] for s in report.steps], **load}
+
+
+def _steady_load(base_url: str, key: str, stop, sink: dict) -> None:  # type: ignore[no-untyped-def]
+    """A bounded, steady trickle of requests to 127.0.0.1 so the rollout happens under traffic."""
+    import httpx
+
+    sent = failed = 0
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set() and sent < 2000:
+            r = client.post(f"{base_url}/v1/completions", headers={"Authorization": f"Bearer {key}"},
+                            json={"model": MODEL, "prompt": "My order has not arrived.", "max_tokens": 8})
+            sent += 1
+            failed += r.status_code != 200
+            time.sleep(0.2)
+    sink["load"] = {"sent": sent, "failed": failed}
+
+
+@stage("query")
+def query(ctx: DemoContext) -> dict:
+    """Ask through the official openai client; the response names what produced it; print its lineage."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=ctx.extras["base_url"] + "/v1", api_key=ctx.extras["api_key"], max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "How do I reset my password?"}], max_tokens=32)
+    answer = raw.parse()
+    served_by = {h: raw.headers.get(f"x-llmft-{h}") for h in ("colour", "adapter", "adapter-version", "base-revision")}
+    say(f"answer: {answer.choices[0].message.content!r}")
+    say(f"served by: {served_by}")
+    version = ctx.results["train v2"]["version"]
+    lineage = ctx.registry.lineage(TENANT, f"{MODEL}:{version}")
+    _print_lineage(lineage)
+    return {"answer": answer.choices[0].message.content, "served_by": served_by}
+
+
+def _print_lineage(lineage: dict) -> None:
+    say("lineage of that answer (raw snapshot -> curated -> training -> version -> evals, aliases, deployments):")
+    for link in lineage["chain"]:
+        detail = {k: v for k, v in link.items() if k in ("ref", "id", "job_id", "mlflow_run_id", "semver",
+                                                         "alias", "to", "reason", "passed", "event", "deployment")}
+        say(f"  {link['stage']:<18} {detail}")
+
+
+@stage("rollback")
+def rollback(ctx: DemoContext) -> dict:
+    """Flip back to blue (still hot), and move the production alias back with the reason recorded."""
+    from llmft.serving.operations import rollout_manager
+
+    deployment, base_url = ctx.extras["deployment"], ctx.extras["base_url"]
+    with rollout_manager(tenant=TENANT, app=deployment.name, base_url=base_url,
+                         dashboard_url=deployment.dashboard_url, actor=ACTOR) as manager:
+        seconds = manager.rollback("demo: roll back to the previous version")
+    v1 = ctx.results["train v1"]["version"]
+    ctx.registry.promote(TENANT, f"{MODEL}:{v1}", "production", reason="rolled back", actor=APPROVER)
+    ctx.registry.record_deployment(TENANT, f"{MODEL}:{v1}", deployment=deployment.name, event="rollback:blue",
+                                   actor=ACTOR)
+    import httpx
+
+    r = httpx.post(f"{base_url}/v1/completions", headers={"Authorization": f"Bearer {ctx.extras['api_key']}"},
+                   json={"model": MODEL, "prompt": "Hello", "max_tokens": 4}, timeout=60)
+    colour = r.headers.get("x-llmft-colour")
+    say(f"rolled back in {seconds:.2f}s; now served by {colour} ({r.headers.get('x-llmft-adapter-version')})")
+    return {"rollback_s": seconds, "colour_after": colour}
