@@ -37,6 +37,9 @@ class DatasetSpec(StrictModel):
     purpose: str = Field("fine-tuning", description="Purpose of use recorded as provenance on every row.")
     text_field: str = Field("text", description="Column holding free text, for readers that need one.")
     description: str = Field("", description="Free-form description shown in listings.")
+    subject_field: str | None = Field(
+        None, description="Field naming the data subject (e.g. customer_id); erasure matches it exactly."
+    )
 
 
 class PiiSpec(StrictModel):

@@ -13,6 +13,7 @@ keeper's key) depend only on the input, never on partitioning or order.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,108 +70,135 @@ def display_id(key: str) -> str:
     return key.split(SEP, 1)[0]
 
 
+def key_handle(key: str) -> int:
+    """64-bit handle of a dedupe key: band rows and pairs carry it instead of the string (smaller shuffles)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def signature_batch(batch: dict, text_field: str, key_field: str, params: DedupeParams) -> dict:
-    """Add `_exact` (normalised-text hash) and `_sig` (MinHash signature) columns."""
-    texts = [t if isinstance(t, str) else "" for t in batch[text_field]]
-    keys = np.asarray([str(k) for k in batch[key_field]], dtype=object)
-    out = {"_key": keys, "_exact": np.asarray([mh.exact_key(t) for t in texts], dtype=object)}
+    """`_h` (key handle), `_exact` (normalised-text hash) and `_sig` (MinHash signature) columns."""
+    texts = [mh.normalise(t) if isinstance(t, str) else "" for t in batch[text_field]]
+    keys = [str(k) for k in batch[key_field]]
+    out = {"_h": np.fromiter(map(key_handle, keys), dtype=np.uint64, count=len(keys)),
+           "_exact": np.asarray([mh.exact_key(t, True) for t in texts], dtype=object)}
     if params.near:
-        out["_sig"] = mh.signatures(texts, params.ngram, params.num_perm, params.seed)
+        out["_sig"] = mh.signatures(texts, params.ngram, params.num_perm, params.seed, normalised=True)
     return out
 
 
 def band_rows(batch: dict, params: DedupeParams) -> dict:
     """One row per (document, band): band -1 carries the exact key, bands 0.. the LSH keys."""
-    keys = np.asarray(batch["_key"], dtype=object)
-    n = len(keys)
+    h = np.asarray(batch["_h"], dtype=np.uint64)
+    n = len(h)
     bands, bkeys, owners = [], [], []
     if params.exact and n:
         bands.append(np.full(n, EXACT_BAND, dtype=np.int32))
         bkeys.append(np.asarray([int(e[:16], 16) for e in batch["_exact"]], dtype=np.uint64))
-        owners.append(keys)
+        owners.append(h)
     if params.near and n:
         lsh = params.lsh
         kb = mh.band_keys(np.asarray(batch["_sig"]), lsh)
         bands.append(np.tile(np.arange(lsh.bands, dtype=np.int32), n))
         bkeys.append(kb.reshape(-1))
-        owners.append(np.repeat(keys, lsh.bands))
+        owners.append(np.repeat(h, lsh.bands))
     if not bands:
-        return {"band": np.zeros(0, np.int32), "bkey": np.zeros(0, np.uint64), "_key": np.zeros(0, object)}
-    return {"band": np.concatenate(bands), "bkey": np.concatenate(bkeys), "_key": np.concatenate(owners)}
+        return {"band": np.zeros(0, np.int32), "bkey": np.zeros(0, np.uint64), "_h": np.zeros(0, np.uint64)}
+    return {"band": np.concatenate(bands), "bkey": np.concatenate(bkeys), "_h": np.concatenate(owners)}
 
 
 class SignatureTable:
-    """Sorted key -> signature lookup used to verify candidate pairs."""
+    """Handle -> (key, signature) lookup: verifies candidate pairs and names their keys."""
 
-    def __init__(self, keys: np.ndarray, sigs: np.ndarray | None):
-        order = np.argsort(keys.astype(str), kind="stable")
-        self.keys = keys.astype(str)[order]
+    def __init__(self, keys: list[str] | np.ndarray, sigs: np.ndarray | None, handles: np.ndarray | None = None):
+        keys = np.asarray(keys, dtype=object)
+        h = handles if handles is not None else np.fromiter(map(key_handle, keys), np.uint64, count=len(keys))
+        order = np.argsort(h, kind="stable")
+        self.h = np.asarray(h, dtype=np.uint64)[order]
+        if len(self.h) > 1 and (self.h[1:] == self.h[:-1]).any():
+            from llmft.errors import ConflictError
+
+            raise ConflictError("dedupe: two rows share a key (or a 64-bit key hash); keys must be unique")
+        self.keys = keys[order]
         self.sigs = None if sigs is None else np.asarray(sigs)[order]
 
-    def rows(self, keys: np.ndarray) -> np.ndarray:
-        return self.sigs[np.searchsorted(self.keys, keys.astype(str))]
+    def _idx(self, h: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.h, np.asarray(h, dtype=np.uint64))
+
+    def rows(self, h: np.ndarray) -> np.ndarray:
+        return self.sigs[self._idx(h)]
+
+    def names(self, h: np.ndarray) -> np.ndarray:
+        return self.keys[self._idx(h)]
+
+
+def _counters_only(exact_removed: int) -> dict:
+    return {"a": np.zeros(1, np.uint64), "b": np.zeros(1, np.uint64), "exact": np.zeros(1, bool),
+            "jaccard": np.full(1, -1.0, np.float32), "candidates": np.zeros(1, np.int64),
+            "exact_removed": np.asarray([exact_removed], np.int64)}
 
 
 def bucket_pairs(batch: dict, params: DedupeParams, table: SignatureTable | None) -> dict:
-    """Pairs (a < b) of keys sharing a bucket; near pairs kept if estimated Jaccard >= threshold.
+    """Pairs (a < b, as key handles) sharing a bucket; near pairs kept if estimated Jaccard >= threshold.
 
     Expects every row of a (band, bkey) bucket in this batch (hash-partitioned upstream).
+    The first output row carries this batch's counters (jaccard < 0 marks it).
     """
     band = np.asarray(batch["band"], dtype=np.int64)
     bkey = np.asarray(batch["bkey"], dtype=np.uint64)
-    keys = np.asarray(batch["_key"]).astype(str)
-    empty = {"a": np.zeros(0, object), "b": np.zeros(0, object), "exact": np.zeros(0, bool),
-             "jaccard": np.zeros(0, np.float32), "candidates": np.zeros(0, np.int64),
-             "exact_removed": np.zeros(0, np.int64)}
-    if not len(keys):
-        return empty
-    order = np.lexsort((keys, bkey, band))
-    band, bkey, keys = band[order], bkey[order], keys[order]
-    new = np.r_[True, (band[1:] != band[:-1]) | (bkey[1:] != bkey[:-1])]
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.r_[starts, len(keys)])
-    a_list, b_list, ex_list = [], [], []
-    exact_removed = 0
-    for s, size in zip(starts[sizes > 1], sizes[sizes > 1]):
-        members = np.unique(keys[s:s + size])
-        if len(members) < 2:
-            continue
-        is_exact = band[s] == EXACT_BAND
-        if is_exact:
-            exact_removed += len(members) - 1
-        if len(members) <= MAX_BUCKET_ALL_PAIRS and not is_exact:
-            i, j = np.triu_indices(len(members), 1)
-            a_list.append(members[i])
-            b_list.append(members[j])
+    h = np.asarray(batch["_h"], dtype=np.uint64)
+    if not len(h):
+        return _counters_only(0)
+    order = np.lexsort((h, bkey, band))
+    band, bkey, h = band[order], bkey[order], h[order]
+    starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (bkey[1:] != bkey[:-1])])
+    sizes = np.diff(np.r_[starts, len(h)])
+    is_exact = band == EXACT_BAND
+    exact_removed = int((sizes[(sizes > 1) & is_exact[starts]] - 1).sum())
+    two = starts[sizes == 2]  # buckets of two (the vast majority): the two adjacent rows
+    a_list, b_list, ex_list = [h[two]], [h[two + 1]], [is_exact[two]]
+    for s, size in zip(starts[sizes > 2], sizes[sizes > 2]):
+        members = h[s:s + size]
+        if band[s] == EXACT_BAND or size > MAX_BUCKET_ALL_PAIRS:
+            i, j = np.zeros(size - 1, dtype=np.int64), np.arange(1, size)  # star on the bucket's first member
         else:
-            a_list.append(np.repeat(members[0], len(members) - 1))
-            b_list.append(members[1:])
-        ex_list.append(np.full(len(a_list[-1]), is_exact))
-    if not a_list:
-        out = dict(empty)
-        out["exact_removed"] = np.asarray([exact_removed], np.int64)
-        out["candidates"] = np.asarray([0], np.int64)
-        out["a"], out["b"] = np.asarray([""], object), np.asarray([""], object)
-        out["exact"], out["jaccard"] = np.asarray([False]), np.asarray([-1.0], np.float32)
-        return out
+            i, j = np.triu_indices(size, 1)
+        a_list.append(members[i])
+        b_list.append(members[j])
+        ex_list.append(np.full(len(i), band[s] == EXACT_BAND))
     a, b, ex = np.concatenate(a_list), np.concatenate(b_list), np.concatenate(ex_list)
-    pair = np.unique(np.char.add(np.char.add(a, SEP * 2), b), return_index=True)[1]
-    a, b, ex = a[pair], b[pair], ex[pair]
-    # a pair found by both the exact band and an LSH band counts once, as exact
+    keep = a != b
+    a, b, ex = a[keep], b[keep], ex[keep]
+    if not len(a):
+        return _counters_only(exact_removed)
+    # one row per pair; a pair found by the exact band and an LSH band counts once, as exact
+    first = np.lexsort((~ex, b, a))
+    a, b, ex = a[first], b[first], ex[first]
+    uniq = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    a, b, ex = a[uniq], b[uniq], ex[uniq]
     candidates = int((~ex).sum())
     jac = np.ones(len(a), dtype=np.float32)
     if table is not None and table.sigs is not None and (~ex).any():
         near = ~ex
         jac[near] = mh.estimated_jaccard(table.rows(a[near]), table.rows(b[near]))
         if params.verify:
-            keep = ex | (jac >= params.threshold)
-            a, b, ex, jac = a[keep], b[keep], ex[keep], jac[keep]
-    # per-batch counters ride on the first row; rows with jaccard < 0 are counters only
-    counters_a = np.r_[np.asarray([""], object), a.astype(object)]
-    return {"a": counters_a, "b": np.r_[np.asarray([""], object), b.astype(object)],
-            "exact": np.r_[[False], ex], "jaccard": np.r_[np.float32(-1.0), jac],
-            "candidates": np.r_[candidates, np.zeros(len(a), np.int64)],
-            "exact_removed": np.r_[exact_removed, np.zeros(len(a), np.int64)]}
+            ok = ex | (jac >= params.threshold)
+            a, b, ex, jac = a[ok], b[ok], ex[ok], jac[ok]
+    head = _counters_only(exact_removed)
+    head["candidates"][0] = candidates
+    return {"a": np.r_[head["a"], a], "b": np.r_[head["b"], b], "exact": np.r_[head["exact"], ex],
+            "jaccard": np.r_[head["jaccard"], jac], "candidates": np.r_[head["candidates"], np.zeros(len(a), np.int64)],
+            "exact_removed": np.r_[head["exact_removed"], np.zeros(len(a), np.int64)]}
+
+
+def named_pairs(pb: dict, table: SignatureTable) -> dict:
+    """A pair batch with handles replaced by key strings (counter rows keep empty names)."""
+    real = np.asarray(pb["jaccard"]) >= 0
+    out = dict(pb)
+    for col in ("a", "b"):
+        names = np.full(len(real), "", dtype=object)
+        names[real] = table.names(np.asarray(pb[col])[real])
+        out[col] = names
+    return out
 
 
 def components(a: np.ndarray, b: np.ndarray) -> dict[str, str]:
@@ -229,8 +257,8 @@ def dedupe_records(records: list[dict], text_field: str, key_field: str, params:
     """In-process exact + near dedupe of a list of records (small inputs, tests)."""
     batch = {text_field: [r.get(text_field) for r in records], key_field: [r[key_field] for r in records]}
     sig = signature_batch(batch, text_field, key_field, params)
-    table = SignatureTable(sig["_key"], sig.get("_sig"))
-    pairs = bucket_pairs(band_rows(sig, params), params, table)
+    table = SignatureTable([str(k) for k in batch[key_field]], sig.get("_sig"), sig["_h"])
+    pairs = named_pairs(bucket_pairs(band_rows(sig, params), params, table), table)
     real = pairs["jaccard"] >= 0
     labels = components(pairs["a"][real], pairs["b"][real])
     stats = summarise([pairs], labels, len(records), params)

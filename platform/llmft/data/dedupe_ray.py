@@ -13,6 +13,7 @@ bytes) and the set of removed keys are broadcast through the object store.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,16 +24,30 @@ if TYPE_CHECKING:
     from ray.data import Dataset
 
 
-def _columns(batch, names: list[str]) -> dict[str, list]:
-    return {n: batch.column(n).to_pylist() if n in batch.column_names else [None] * batch.num_rows for n in names}
+def _sig_fn(batch, text_field: str, key_field: str, params: dd.DedupeParams):
+    """Append `_h`, `_exact` and `_sig` to the rows (so the input is read once and filtered later)."""
+    import pyarrow as pa
+
+    cols = {n: batch.column(n).to_pylist() for n in (text_field, key_field)}
+    out = dd.signature_batch(cols, text_field, key_field, params)
+    batch = batch.append_column("_h", pa.array(out["_h"], pa.uint64()))
+    batch = batch.append_column("_exact", pa.array(out["_exact"].tolist(), pa.string()))
+    if params.near:
+        sig = out["_sig"]
+        batch = batch.append_column("_sig", pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1)), sig.shape[1]))
+    return batch
 
 
-def _sig_fn(batch, text_field: str, key_field: str, params: dd.DedupeParams) -> dict:
-    return dd.signature_batch(_columns(batch, [text_field, key_field]), text_field, key_field, params)
+def _sig_matrix(batch, num_perm: int) -> np.ndarray:
+    col = batch.column("_sig").combine_chunks()
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), num_perm)
 
 
-def _bands_fn(batch: dict, params: dd.DedupeParams) -> dict:
-    return dd.band_rows(batch, params)
+def _bands_fn(batch, params: dd.DedupeParams) -> dict:
+    cols = {"_h": batch.column("_h").to_numpy(), "_exact": batch.column("_exact").to_pylist()}
+    if params.near:
+        cols["_sig"] = _sig_matrix(batch, params.num_perm)
+    return dd.band_rows(cols, params)
 
 
 def _pairs_fn(batch: dict, params: dd.DedupeParams, table_ref: Any) -> dict:
@@ -42,14 +57,14 @@ def _pairs_fn(batch: dict, params: dd.DedupeParams, table_ref: Any) -> dict:
     return dd.bucket_pairs(batch, params, table)
 
 
-def _drop_fn(batch, key_field: str, removed_ref: Any):
+def _drop_fn(batch, removed_ref: Any, drop_cols: tuple[str, ...]):
     import pyarrow as pa
     import ray
 
     removed = ray.get(removed_ref) if isinstance(removed_ref, ray.ObjectRef) else removed_ref
-    keys = batch.column(key_field).to_pylist()
-    mask = pa.array([str(k) not in removed for k in keys])
-    return batch.filter(mask)
+    h = batch.column("_h").to_numpy()
+    mask = ~np.isin(h, removed) if len(removed) else np.ones(len(h), dtype=bool)
+    return batch.filter(pa.array(mask)).drop_columns(list(drop_cols))
 
 
 def default_blocks() -> int:
@@ -65,46 +80,60 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
     import ray
 
     num_blocks = num_blocks or default_blocks()
-    sig_ds = ds.map_batches(_sig_fn, batch_format="pyarrow", zero_copy_batch=True,
+    lsh = params.lsh  # resolve bands x rows once here, not in every worker
+    params = replace(params, bands=lsh.bands, rows=lsh.rows)
+    sig_ds = ds.map_batches(_sig_fn, batch_format="pyarrow",
                             fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params}).materialize()
     n_rows = sig_ds.count()
-    keys, sigs = [], []
-    for b in sig_ds.iter_batches(batch_format="numpy", batch_size=None):
-        keys.append(np.asarray(b["_key"]))
+    keys, handles, sigs = [], [], []
+    wanted = [key_field, "_h"] + (["_sig"] if params.near else [])
+    for b in sig_ds.select_columns(wanted).iter_batches(batch_format="pyarrow", batch_size=None):
+        keys.extend(str(k) for k in b.column(key_field).to_pylist())
+        handles.append(b.column("_h").to_numpy())
         if params.near:
-            sigs.append(np.asarray(b["_sig"]))
-    table = dd.SignatureTable(np.concatenate(keys) if keys else np.zeros(0, object),
-                              np.concatenate(sigs) if sigs else None)
+            sigs.append(_sig_matrix(b, params.num_perm))
+    table = dd.SignatureTable(keys, np.concatenate(sigs) if sigs else None,
+                              np.concatenate(handles) if handles else np.zeros(0, np.uint64))
     table_ref = ray.put(table)
-    pairs_ds = (sig_ds.map_batches(_bands_fn, batch_format="numpy", fn_kwargs={"params": params})
+    pairs_ds = (sig_ds.map_batches(_bands_fn, batch_format="pyarrow", fn_kwargs={"params": params})
                 .repartition(num_blocks, keys=["band", "bkey"])
                 .map_batches(_pairs_fn, batch_format="numpy", batch_size=None,
                              fn_kwargs={"params": params, "table_ref": table_ref})
                 .materialize())
-    edge_count = pairs_ds.count()
-    if edge_count <= cc_local_max:
-        batches = list(pairs_ds.iter_batches(batch_format="numpy", batch_size=None))
-        a = np.concatenate([np.asarray(b["a"])[np.asarray(b["jaccard"]) >= 0] for b in batches]) if batches else np.zeros(0)
-        bb = np.concatenate([np.asarray(b["b"])[np.asarray(b["jaccard"]) >= 0] for b in batches]) if batches else np.zeros(0)
+    if pairs_ds.count() <= cc_local_max:
+        batches = [dd.named_pairs(b, table) for b in pairs_ds.iter_batches(batch_format="numpy", batch_size=None)]
+        real = [np.asarray(b["jaccard"]) >= 0 for b in batches]
+        a = np.concatenate([b["a"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
+        bb = np.concatenate([b["b"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
         labels = dd.components(a, bb)
     else:
-        labels = components_distributed(pairs_ds.filter(lambda r: r["jaccard"] >= 0), num_blocks)
-        batches = [_counter_totals(pairs_ds)]
+        edges = pairs_ds.filter(lambda r: r["jaccard"] >= 0).map_batches(
+            _name_fn, batch_format="numpy", fn_kwargs={"table_ref": table_ref})
+        labels = components_distributed(edges, num_blocks)
+        batches = [_counter_totals(pairs_ds, table)]
     stats = dd.summarise(batches, labels, n_rows, params)
-    removed = {k for k, root in labels.items() if k != root}
-    kept = ds.map_batches(_drop_fn, batch_format="pyarrow",
-                          fn_kwargs={"key_field": key_field, "removed_ref": ray.put(removed)})
-    del table_ref
+    removed_keys = [k for k, root in labels.items() if k != root]
+    removed = np.sort(np.fromiter(map(dd.key_handle, removed_keys), np.uint64, count=len(removed_keys)))
+    drop_cols = ("_h", "_exact") + (("_sig",) if params.near else ())
+    kept = sig_ds.map_batches(_drop_fn, batch_format="pyarrow",
+                              fn_kwargs={"removed_ref": ray.put(removed), "drop_cols": drop_cols})
     return kept, labels, stats
 
 
-def _counter_totals(pairs_ds: "Dataset") -> dict:
+def _name_fn(batch: dict, table_ref: Any) -> dict:
+    import ray
+
+    table = ray.get(table_ref) if isinstance(table_ref, ray.ObjectRef) else table_ref
+    return {"a": table.names(batch["a"]).astype(str), "b": table.names(batch["b"]).astype(str)}
+
+
+def _counter_totals(pairs_ds: "Dataset", table: dd.SignatureTable) -> dict:
     cand = int(pairs_ds.sum("candidates") or 0)
     exact_removed = int(pairs_ds.sum("exact_removed") or 0)
     real = pairs_ds.filter(lambda r: r["jaccard"] >= 0 and not r["exact"])
     sample = real.take(5)
-    return {"a": np.asarray([""] + [r["a"] for r in sample], object),
-            "b": np.asarray([""] + [r["b"] for r in sample], object),
+    names = lambda col: [""] + list(table.names(np.asarray([r[col] for r in sample], np.uint64)))  # noqa: E731
+    return {"a": np.asarray(names("a"), object), "b": np.asarray(names("b"), object),
             "exact": np.asarray([True] * (1 + len(sample))), "verified": real.count(),
             "jaccard": np.asarray([-1.0] + [float(r["jaccard"]) for r in sample], np.float32),
             "candidates": np.asarray([cand] + [0] * len(sample)),

@@ -11,14 +11,12 @@ hashfunc=<identity>)` fed the same 32-bit shingle hashes (tested).
 from __future__ import annotations
 
 import hashlib
-import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _U32 = np.uint32
 _MAX32 = np.uint32(0xFFFFFFFF)
 # odd 64-bit multipliers combining word hashes into a shingle hash (position-sensitive)
@@ -27,14 +25,24 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD
                 dtype=np.uint64)
 
 
+# ASCII punctuation and control characters become spaces; word characters stay
+_PUNCT = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+
+
 def normalise(text: str) -> str:
-    """Lower-case word tokens joined by single spaces: the text both dedupe stages compare."""
-    return " ".join(_WORD.findall(text.lower()))
+    """Lower-case words (ASCII punctuation removed) joined by single spaces: what both dedupe stages compare."""
+    return " ".join(text.lower().translate(_PUNCT).split())
 
 
-def exact_key(text: str) -> str:
+@lru_cache(maxsize=1 << 20)
+def _word_hash(word: str) -> int:
+    return zlib.crc32(word.encode("utf-8"))
+
+
+def exact_key(text: str, normalised: bool = False) -> str:
     """Hash of the normalised text: equal keys mean exact duplicates."""
-    return hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=16).hexdigest()
+    norm = text if normalised else normalise(text)
+    return hashlib.blake2b(norm.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -54,8 +62,9 @@ def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def word_hashes(text: str) -> np.ndarray:
-    return np.fromiter((zlib.crc32(w.encode("utf-8")) for w in normalise(text).split()), dtype=np.uint64)
+def word_hashes(text: str, normalised: bool = False) -> np.ndarray:
+    words = (text if normalised else normalise(text)).split()
+    return np.fromiter(map(_word_hash, words), dtype=np.uint64, count=len(words))
 
 
 def shingle_hashes(words: np.ndarray, ngram: int) -> np.ndarray:
@@ -74,9 +83,9 @@ def shingle_hashes(words: np.ndarray, ngram: int) -> np.ndarray:
     return folded.astype(np.uint32)
 
 
-def batch_shingles(texts: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
+def batch_shingles(texts: list[str], ngram: int, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """All shingle hashes of a batch, concatenated, and the owning text index of each."""
-    per_doc = [word_hashes(t or "") for t in texts]
+    per_doc = [word_hashes(t or "", normalised) for t in texts]
     lengths = np.fromiter((len(w) for w in per_doc), dtype=np.int64, count=len(per_doc))
     if lengths.sum() == 0:
         return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
@@ -102,11 +111,12 @@ def batch_shingles(texts: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray
     return sh[order], own[order]
 
 
-def signatures(texts: list[str], ngram: int = 5, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+def signatures(texts: list[str], ngram: int = 5, num_perm: int = 128, seed: int = 1,
+               normalised: bool = False) -> np.ndarray:
     """(len(texts), num_perm) uint32 MinHash signatures; an empty text gets all 0xFFFFFFFF."""
     a, b = permutations(num_perm, seed)
     out = np.full((len(texts), num_perm), _MAX32, dtype=np.uint32)
-    sh, owner = batch_shingles(texts, ngram)
+    sh, owner = batch_shingles(texts, ngram, normalised)
     if not len(sh):
         return out
     flat = _fmix32(sh)

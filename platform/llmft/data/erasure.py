@@ -1,0 +1,135 @@
+"""Right-to-erasure: a new snapshot version without any row referencing a data subject.
+
+A row references the subject when its configured field (e.g. `customer_id`,
+also looked up inside a curated row's `extra`) equals the subject id, or, with
+no field configured, when any text of the row contains it. Lines that cannot be
+parsed are matched on their bytes, so a malformed line naming the subject goes
+too. The old snapshot is never modified: it is marked superseded (and so are
+the snapshots derived from it), which lets the model registry flag models
+trained on them. The subject id itself is stored only as a sha256.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from llmft.data import snapshots
+
+
+def references(record: dict, subject: str, field: str | None) -> bool:
+    if field:
+        if str(record.get(field)) == subject:
+            return True
+        extra = record.get("extra")
+        if isinstance(extra, str) and extra.startswith("{"):
+            try:
+                return str(json.loads(extra).get(field)) == subject
+            except json.JSONDecodeError:
+                return subject in extra
+        return False
+    return any(isinstance(v, str) and subject in v for v in record.values())
+
+
+def _filter_jsonl(src: Path, dst: Path, subject: str, field: str | None) -> int:
+    removed = 0
+    needle = subject.encode("utf-8")
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for line in fin:
+            try:
+                record = json.loads(line.decode("utf-8"))
+                hit = references(record, subject, field) if isinstance(record, dict) else needle in line
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                hit = needle in line
+            if hit:
+                removed += 1
+            else:
+                fout.write(line)
+    return removed
+
+
+def _filter_parquet(src: Path, dst: Path, subject: str, field: str | None) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(src)
+    records = table.to_pylist()
+    keep = [not references(r, subject, field) for r in records]
+    pq.write_table(table.filter(pa.array(keep, pa.bool_())), dst, compression="zstd")
+    return keep.count(False)
+
+
+def _filter_csv(src: Path, dst: Path, subject: str, field: str | None) -> int:
+    text = src.read_bytes().decode("utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [], extrasaction="ignore")
+    writer.writeheader()
+    removed = 0
+    for row in reader:
+        if references(dict(row), subject, field):
+            removed += 1
+        else:
+            writer.writerow(row)
+    dst.write_text(out.getvalue(), encoding="utf-8")
+    return removed
+
+
+def _filter_text(src: Path, dst: Path, subject: str, field: str | None) -> int:
+    if subject.encode("utf-8") in src.read_bytes():
+        return 1
+    shutil.copyfile(src, dst)
+    return 0
+
+
+_FILTERS = {"jsonl": _filter_jsonl, "parquet": _filter_parquet, "csv": _filter_csv, "text": _filter_text}
+
+
+def erase(store: Any, tenant: str, ref: str, subject: str, *, actor: str, field: str | None = None) -> dict:
+    """Write the erased version, record it, supersede the old one and its descendants."""
+    snap = snapshots.open_snapshot(store, tenant, ref)
+    field = field or snap.meta.get("subject_field")
+    fmt = snap.meta.get("format", "jsonl")
+    staging = snapshots._stage(tenant, snap.record.dataset)
+    removed = 0
+    try:
+        for f in snapshots.data_files(snap):
+            rel = f.relative_to(snap.path)
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            removed += _FILTERS[fmt](f, staging / rel, subject, field)
+        subject_hash = hashlib.sha256(subject.encode("utf-8")).hexdigest()
+        if removed == 0:
+            shutil.rmtree(staging)
+            return {"removed": 0, "snapshot": None, "superseded": [], "subject_sha256": subject_hash}
+        rows, _bad = snapshots.count_rows(staging, fmt, snap.meta.get("text_field", "text"))
+        info = {"subject_sha256": subject_hash, "field": field, "rows_removed": removed,
+                "supersedes": [snap.record.id]}
+        meta = {**snap.meta, "kind": "erasure", "row_count": rows, "erasure": info}
+        for k in ("snapshot_id", "dataset", "tenant"):
+            meta.pop(k, None)
+        new_id, path, _ = snapshots.commit(staging, tenant, snap.record.dataset, meta)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    record = store.add_snapshot(tenant=tenant, dataset=snap.record.dataset, snapshot_id=new_id, uri=str(path),
+                                classification=snap.record.classification, row_count=rows, kind="erasure",
+                                parents=[snap.record.id], spec_digest=snap.record.spec_digest, actor=actor,
+                                meta={"erasure": info, "format": fmt})
+    affected = [snap.record] + [d for d in store.descendants(tenant, snap.record.id) if d.id != new_id]
+    superseded = []
+    for old in affected:
+        if old.superseded_by is None:
+            store.supersede_snapshot(tenant, old.id, by=new_id, actor=actor,
+                                     reason=f"erasure of subject sha256:{subject_hash[:16]}")
+            superseded.append({"id": old.id, "dataset": old.dataset, "version": old.version, "kind": old.kind})
+    store.audit.append(actor, tenant, "data.erase", f"snapshot/{snap.record.dataset}:{record.version}",
+                       {"subject_sha256": subject_hash, "rows_removed": removed, "from": snap.record.id,
+                        "to": new_id, "superseded": [s["id"] for s in superseded]})
+    return {"removed": removed, "snapshot": {"id": record.id, "dataset": record.dataset, "version": record.version,
+                                             "uri": str(path)},
+            "superseded": superseded, "subject_sha256": subject_hash}

@@ -1,0 +1,144 @@
+"""Curation on Ray Data, end to end on the generated sample; dedupe CLI; distributed components."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def registered(store, tmp_path):
+    from llmft.config import DatasetSpec
+    from llmft.data import snapshots
+    from llmft.data.samples import generate_sample_dataset
+
+    paths = generate_sample_dataset(tmp_path / "sample", seed=0, n_tickets=300)
+    store.create_tenant("acme", "admin")
+    store.create_tenant("globex", "admin")
+    snapshots.register(DatasetSpec(name="tickets", tenant="acme", source=str(paths["tickets"]),
+                                   subject_field="customer_id", license_class="proprietary"), store, "t")
+    snapshots.register(DatasetSpec(name="general", tenant="acme", source=str(paths["general"]),
+                                   classification="public"), store, "t")
+    return paths
+
+
+def test_curation_end_to_end(ray_local, store, registered, tiny_base_dir):
+    from llmft.config import CurationSpec
+    from llmft.data import curation, erasure, formatting, minhash, replay
+
+    truth = json.loads(registered["truth"].read_text())
+    spec = CurationSpec(tenant="acme", source="tickets", output="tickets-curated", tokenizer=str(tiny_base_dir),
+                        dedupe={"threshold": 0.6}, replay={"source": "general", "fraction": 0.1},
+                        format={"style": "chat", "system_prompt": "Be helpful."})
+    result = curation.run_job(spec, store, "t", num_blocks=4)
+    snap_dir = store.get_snapshot("acme", "tickets-curated").uri
+    rows = pq.read_table(f"{snap_dir}/data.parquet").to_pylist()
+    assert tuple(rows[0]) == formatting.COLUMNS
+    # bad input counted with reasons, nothing silently lost
+    report = json.loads(open(f"{snap_dir}/report.json").read())
+    steps = {s["step"]: s for s in report["steps"]}
+    assert sum(steps["read"]["dropped"].values()) == len(truth["malformed"])
+    assert steps["read"]["in"] == truth["counts"]["lines"]
+    assert steps["quality"]["dropped"].get("toxic", 0) >= 1 and steps["quality"]["dropped"].get("empty", 0) >= 1
+    # PII: counted by type, values never in the output or the report
+    assert set(report["pii_findings"]) >= {"email", "phone", "card", "ssn", "iban", "ip", "secret"}
+    blob = json.dumps(rows) + json.dumps(report) + open(f"{snap_dir}/report.html").read()
+    for items in truth["pii"].values():
+        for it in items:
+            assert it["value"] not in blob
+    # exact duplicates gone; near duplicates mostly gone
+    own = [r for r in rows if not r["replay"]]
+    texts = [minhash.normalise(r["prompt"] + r["completion"]) for r in own]
+    assert len(texts) == len(set(texts))
+    kept = {r["id"] for r in own}
+    for group in truth["exact_duplicates"]:
+        assert len(kept & set(group)) <= 1
+    near_groups = [{g["source"], *[c["id"] for c in g["copies"]]} for g in truth["near_duplicates"]]
+    assert sum(len(kept & g) <= 1 for g in near_groups) >= 0.6 * len(near_groups)
+    # contract: rendered prompts, eos completions, provenance, splits, replay share
+    tok = formatting.cached_tokenizer(str(tiny_base_dir))
+    assert all(r["completion"].endswith(tok.eos_token) for r in rows)
+    assert all(r["prompt"].endswith("<|assistant|>\n") for r in rows)
+    assert {r["source_file"] for r in own} == {"tickets.jsonl"} and all(r["source_line"] > 0 for r in own)
+    n_train = sum(1 for r in own if r["split"] == "train")
+    assert sum(r["replay"] for r in rows) == replay.count_for(n_train, 0.1) > 0
+    assert all(r["split"] == "train" for r in rows if r["replay"])
+    assert {r["split"] for r in own} == {"train", "validation", "test"}
+    rec = store.get_snapshot("acme", "tickets-curated")
+    source = store.get_snapshot("acme", "tickets")
+    assert rec.kind == "curated" and source.id in rec.parents and rec.spec_digest
+    assert store.get_job("acme", result["job_id"]).status == "succeeded"
+    # same input, other partitioning -> same bytes, same snapshot
+    again = curation.run(spec, store, "t", num_blocks=3)
+    assert again["snapshot"]["id"] == rec.id and again["snapshot"]["created"] is False
+    # erasure by subject on the curated snapshot (subject in the `extra` column)
+    subject = truth["erasure_subject"]["customer_id"]
+    out = erasure.erase(store, "acme", "tickets-curated", subject, actor="dpo", field="customer_id")
+    assert out["removed"] > 0
+    erased = pq.read_table(f"{out['snapshot']['uri']}/data.parquet").to_pylist()
+    assert len(erased) == len(rows) - out["removed"] and subject not in json.dumps(erased)
+    assert store.get_snapshot("acme", rec.id).superseded_by == out["snapshot"]["id"]
+
+
+def test_refused_before_work_for_missing_or_foreign_snapshot(store, registered):
+    from llmft.config import CurationSpec
+    from llmft.data import curation
+    from llmft.errors import NotFoundError, SpecError
+
+    with pytest.raises(NotFoundError, match="nope"):
+        curation.check(CurationSpec(tenant="acme", source="nope", output="x", format={"style": "alpaca"}), store)
+    with pytest.raises(NotFoundError):
+        curation.check(CurationSpec(tenant="globex", source="tickets", output="x", format={"style": "alpaca"}), store)
+    with pytest.raises(SpecError, match="tokenizer"):
+        curation.check(CurationSpec(tenant="acme", source="tickets", output="x"), store)
+
+
+def test_dedupe_cli_ray_matches_local(ray_local, tmp_path):
+    from typer.testing import CliRunner
+
+    from llmft.cli.main import app
+    from llmft.data.samples import write_dedupe_corpus
+
+    src = tmp_path / "corpus.jsonl"
+    truth = write_dedupe_corpus(src, 2000, seed=2)
+    with open(src, "ab") as fh:
+        fh.write(b'{"id": "broken", "text": \n')
+    runner = CliRunner()
+    outs = {}
+    for engine in ("ray", "local"):
+        res = runner.invoke(app, ["data", "dedupe", str(src), "--text-field", "text", "--id-field", "id",
+                                  "--threshold", "0.5", "--ngram", "5", "--out", str(tmp_path / engine),
+                                  "--engine", engine, "--json"])
+        assert res.exit_code == 0, res.output
+        outs[engine] = json.loads(res.output)
+        clusters = [json.loads(x) for x in (tmp_path / engine / "clusters.jsonl").read_text().splitlines()]
+        assert len(clusters) == 2000
+    assert (tmp_path / "ray" / "clusters.jsonl").read_text() == (tmp_path / "local" / "clusters.jsonl").read_text()
+    assert (tmp_path / "ray" / "kept.jsonl").read_text() == (tmp_path / "local" / "kept.jsonl").read_text()
+    assert outs["ray"]["bad_rows"] == 1 and outs["ray"]["removed"] >= 0.9 * truth["duplicates_to_remove"]
+
+
+def test_distributed_components_match_in_memory(ray_local):
+    import ray
+
+    from llmft.data.dedupe import components
+    from llmft.data.dedupe_ray import components_distributed
+
+    rng = np.random.default_rng(0)
+    a = np.array([f"n{i:03d}" for i in rng.integers(0, 60, 50)])
+    b = np.array([f"n{i:03d}" for i in rng.integers(0, 60, 50)])
+    edges = ray.data.from_items([{"a": x, "b": y} for x, y in zip(a, b)])
+    assert components_distributed(edges, num_blocks=3) == components(a, b)
