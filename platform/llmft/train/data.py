@@ -2,7 +2,7 @@
 
 The loss only covers the completion (prompt tokens get label -100). Packing puts
 several examples in one block with position ids restarting at 0 per example and
-no 2D attention mask: transformers then builds a block-diagonal causal mask from
+no 2D attention mask (and `use_cache=False`: with a KV cache transformers skips this): transformers then builds a block-diagonal causal mask from
 the position ids (for eager, sdpa and flash attention alike), so packed examples
 never attend to each other; `tests/unit/test_train_data.py` checks the logits match.
 """

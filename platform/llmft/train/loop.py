@@ -6,7 +6,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from llmft.config.training import OptimSpec, Precision
 
@@ -52,7 +52,7 @@ def autocast(precision: Precision, device_type: str) -> Any:
 def micro_loss(model: Any, batch: dict, precision: Precision, device_type: str) -> Any:
     """Token-mean next-token loss of one micro-batch (the model shifts labels itself)."""
     with autocast(precision, device_type):
-        out = model(**model_inputs(batch))
+        out = model(**model_inputs(batch), use_cache=False)  # a KV cache would disable packed-sequence masking
     return out.loss.float()
 
 
@@ -91,24 +91,3 @@ class Progress:
         text = (f"step {step}/{self.total_steps} loss {loss:.4f} lr {lr:.2e} tokens/s {tps:,.0f} "
                 f"eta {int(eta // 60)}m{int(eta % 60):02d}s")
         return text, {"tokens_per_s": tps, "eta_s": eta}
-
-
-def run_steps(*, total_steps: int, next_microbatch: Callable[[], dict], micro_per_step: int,
-              forward_backward: Callable[[dict, bool], float], optimizer_step: Callable[[], float],
-              on_step: Callable[[int, float, float, int, int], bool], start_step: int = 0) -> int:
-    """Drive optimizer steps; `on_step(step, loss, grad_norm, tokens, useful)` returns False to stop early."""
-    step = start_step
-    while step < total_steps:
-        losses = []
-        tokens = useful = 0
-        for i in range(micro_per_step):
-            batch = next_microbatch()
-            t, u = count_tokens(batch)
-            tokens += t
-            useful += u
-            losses.append(forward_backward(batch, i == micro_per_step - 1))
-        grad_norm = optimizer_step()
-        step += 1
-        if not on_step(step, sum(losses) / len(losses), grad_norm, tokens, useful):
-            break
-    return step

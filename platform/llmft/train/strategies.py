@@ -42,8 +42,14 @@ def refusals(spec: TrainingSpec, cuda_available: bool) -> list[str]:
             out.append(f"distributed.strategy=fsdp with method={spec.method.value}: not supported (use ddp)")
         if spec.privacy.enabled:
             out.append("distributed.strategy=fsdp with privacy.enabled: Opacus needs DPDDP (use ddp)")
-    if spec.privacy.enabled and spec.method not in (Method.lora, Method.full):
-        out.append(f"privacy.enabled with method={spec.method.value}: DP is supported for lora and full only")
+    if spec.privacy.enabled and spec.method != Method.lora:
+        out.append(f"privacy.enabled with method={spec.method.value}: DP-SGD is supported for lora only (Opacus has"
+                   " no per-sample gradient rule for the base model's RMSNorm, so full fine-tuning cannot be private)")
+    if spec.privacy.enabled and spec.data.packing:
+        out.append("privacy.enabled with data.packing: DP protects examples, and a packed block mixes several;"
+                   " set data.packing=false")
+    if spec.privacy.enabled and spec.optim.grad_accum != 1:
+        out.append("privacy.enabled with optim.grad_accum > 1: Poisson batches are drawn per optimizer step")
     if spec.data.packing and spec.method == Method.prompt_tuning:
         out.append("data.packing with method=prompt_tuning: the shared soft prompt would join packed examples")
     return out

@@ -95,19 +95,29 @@ def train_loop_per_worker(config: dict) -> None:
 
 
 def snapshot_datasets(snapshot_uri: str) -> dict:
-    """Ray Data datasets of the train and validation splits of a curated snapshot's Parquet files."""
+    """Ray Data datasets of the train and validation splits of a curated snapshot's Parquet files.
+
+    Materialised by the driver before the workers start: workers holding every CPU
+    would otherwise leave no CPU for the read tasks (the pipeline stalls, backpressured).
+    """
     import ray.data
 
+    ray.data.DataContext.get_current().enable_progress_bars = False
     ds = ray.data.read_parquet(snapshot_uri).select_columns(["id", "split", "prompt", "completion"])
-    return {split: ds.filter(expr=f"split == '{split}'") for split in ("train", "validation")}
+    return {split: ds.filter(expr=f"split == '{split}'").materialize() for split in ("train", "validation")}
 
 
 def run_name(spec: TrainingSpec) -> str:
     return f"{spec.tenant}.{spec.name}"
 
 
-def build_trainer(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extra: dict | None = None) -> Any:
-    """A TorchTrainer for the spec; `extra` adds mlflow/store/debug sections to the worker config."""
+def build_trainer(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extra: dict | None = None, *,
+                  datasets: dict | None = None, callbacks: list | None = None) -> Any:
+    """A TorchTrainer for the spec; `extra` adds mlflow/store/debug sections to the worker config.
+
+    `datasets` (already materialised splits) and `callbacks` let a sweep trial share one read of the
+    snapshot and forward reports to Ray Tune.
+    """
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -124,8 +134,8 @@ def build_trainer(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extr
         run_config=RunConfig(name=run_name(spec), storage_path=storage_path,
                              failure_config=FailureConfig(max_failures=spec.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=None),
-                             worker_runtime_env={"env_vars": env}),
-        datasets=snapshot_datasets(snapshot_uri),
+                             worker_runtime_env={"env_vars": env}, callbacks=callbacks),
+        datasets=datasets if datasets is not None else snapshot_datasets(snapshot_uri),
         dataset_config=DataConfig(datasets_to_split=[]),
     )
 

@@ -127,18 +127,25 @@ class Session:
         self.val = val[self.rt.rank::self.rt.world_size]
         self.plan = BatchPlan(train, spec.optim.batch_size, self.rt.world_size, spec.seed, spec.data.packing,
                               spec.data.max_seq_len, self.tokenizer.pad_token_id)
-        per_epoch = self.plan.batches_per_epoch // spec.optim.grad_accum
         if spec.optim.max_steps:
             self.total_steps = spec.optim.max_steps
         else:
             self.total_steps = max(1, math.floor(spec.optim.epochs * self.plan.batches_per_epoch / spec.optim.grad_accum))
-        del per_epoch
-        self.engine = build_engine(self.model, spec, self.total_steps, self.rt.world_size, self.rt.device)
-        self.privacy = None
+        self.privacy = self.poisson = None
         if spec.privacy.enabled:
-            from llmft.train.privacy import PrivateTraining
+            from llmft.train.privacy import PoissonBatches, PrivateEngine
 
-            self.privacy = PrivateTraining(self, len(train))
+            q = min(1.0, spec.optim.batch_size * self.rt.world_size / len(train))
+            if not spec.optim.max_steps:
+                self.total_steps = max(1, math.floor(spec.optim.epochs * math.ceil(1 / q)))
+            self.engine = self.privacy = PrivateEngine(self.model, spec, self.total_steps, self.rt.world_size,
+                                                       self.rt.rank, len(train))
+            self.poisson = PoissonBatches(train, self.rt.rank, self.rt.world_size, self.privacy.sample_rate,
+                                          spec.seed, self.tokenizer.pad_token_id)
+            self.event(f"DP-SGD: sample rate {q:.4f}, noise multiplier {self.privacy.sigma:.3f} for "
+                       f"epsilon {spec.privacy.target_epsilon:g} at delta {spec.privacy.delta:g}")
+        else:
+            self.engine = build_engine(self.model, spec, self.total_steps, self.rt.world_size, self.rt.device)
         self.state = ck.TrainState()
         self.event(f"data: {len(train)} train examples ({skipped} skipped: too long), {len(val)} validation, "
                    f"{self.plan.batches_per_epoch} batches/epoch/worker, {self.total_steps} steps")
@@ -165,7 +172,7 @@ class Session:
             ck.set_rng_state(rng[self.rt.rank])
         self.state = copy.deepcopy(state)
         if self.privacy is not None:
-            self.privacy.restore(state)
+            self.privacy.restore_accounting(state.step)
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def _batches(self):
@@ -182,6 +189,16 @@ class Session:
         if self.privacy is not None:
             eps = self.privacy.epsilon()
             self.event(f"epoch {self.state.epoch} done: epsilon spent {eps:.4f}", data={"epsilon": eps})
+
+    def _dp_batch(self) -> dict:
+        """The Poisson batch of the current step (None -> an empty draw, handled by the engine)."""
+        import torch
+
+        batch = self.poisson.batch(self.state.step)
+        self.privacy.empty = batch is None
+        if batch is None:
+            return {"input_ids": torch.zeros((0, 1), dtype=torch.long), "n_useful": 0}
+        return {k: (v.to(self.rt.device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
     def validate(self) -> float | None:
         import torch
@@ -244,14 +261,15 @@ class Session:
         self.last_checkpoint = None
         self._pid_hook()
         stop_reason = None
+        self._fired: set[int] = set()
         started = time.perf_counter()
         while self.state.step < self.total_steps:
-            if self.privacy is not None and self.privacy.exhausted():
+            if self.privacy is not None and self.privacy.epsilon() > spec.privacy.target_epsilon * 1.001:
                 stop_reason = f"privacy budget reached at step {self.state.step} (epsilon {self.state.epsilon:.3f})"
                 break
             losses, tokens, useful = 0.0, 0, 0
             for i in range(spec.optim.grad_accum):
-                batch = next(batches)
+                batch = self._dp_batch() if self.privacy is not None else next(batches)
                 last = i == spec.optim.grad_accum - 1
                 with self.engine.sync_context(last):
                     loss = self._forward(batch)
@@ -265,7 +283,8 @@ class Session:
                 [losses / spec.optim.grad_accum, float(tokens), float(useful)])
             mean_loss /= self.rt.world_size
             progress.add(int(all_tokens), int(all_useful))
-            if self.debug.get("inject_nan_at") and self.state.step in self.debug["inject_nan_at"]:
+            if self.state.step in self.debug.get("inject_nan_at", ()) and self.state.step not in self._fired:
+                self._fired.add(self.state.step)  # test hook: a NaN loss, once per listed step
                 mean_loss = float("nan")
             reason = guard.check(self.state.step, mean_loss, grad_norm)
             if reason is not None:
@@ -284,6 +303,9 @@ class Session:
                 continue
             if self.privacy is not None:
                 self.state.epsilon = self.privacy.epsilon()
+                if self.state.step % self.poisson.steps_per_epoch == 0:
+                    self.state.epoch += 1
+                    self.on_epoch_end()
             text, extra = progress.line(self.state.step, mean_loss, self.engine.lr())
             if self.state.step % max(1, self.debug.get("log_every", 1)) == 0 or self.state.step == self.total_steps:
                 self.log(text)
@@ -307,10 +329,14 @@ class Session:
                 good = self.snapshot()
             if self.debug.get("step_delay_s"):
                 time.sleep(float(self.debug["step_delay_s"]))
+            if self.debug.get("stop_at_step") == self.state.step:  # test hook: an interruption, no final save
+                stop_reason = f"interrupted at step {self.state.step} (debug.stop_at_step)"
+                break
         del torch
         elapsed = time.perf_counter() - started
         outcome = {
-            "status": "failed" if stop_reason and "diverged" in stop_reason else "succeeded",
+            "status": ("failed" if stop_reason and "diverged" in stop_reason else
+                       "interrupted" if stop_reason and "interrupted" in stop_reason else "succeeded"),
             "reason": stop_reason, "steps": self.state.step, "total_steps": self.total_steps,
             "val_loss": self.state.val_loss, "best_val_loss": self.state.best_val_loss,
             "epsilon": self.state.epsilon, "rollbacks": self.state.rollbacks,
@@ -325,7 +351,13 @@ class Session:
 
     def _forward(self, batch: dict) -> Any:
         if self.privacy is not None:
-            return self.privacy.loss(self.engine.model, batch)
+            if self.privacy.empty:
+                import torch
+
+                return torch.zeros((), requires_grad=False)
+            from llmft.train.privacy import per_example_loss
+
+            return per_example_loss(self.engine.model, batch)
         return micro_loss(self.engine.model, batch, self.spec.precision, self.rt.device.type)
 
     def _pid_hook(self) -> None:
