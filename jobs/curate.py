@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         import ray
 
         ray.init(include_dashboard=False) if not ray.is_initialized() else None
-        result = curation.run_job(spec, store, args.actor, num_blocks=args.num_blocks)
+        result = curation.run_job(spec, store, args.actor, num_blocks=args.num_blocks,
+                                  job_id=os.environ.get("LLMFT_JOB_ID"))
     except LlmftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -21,14 +21,11 @@ from typing import Any, Callable
 
 from llmft.errors import ConflictError, LlmftError
 from llmft.store import TERMINAL
+from llmft.store.jobs import advance_job as advance
 
 ENTRYPOINTS = {"curation": "curate.py", "training": "train.py", "sweep": "sweep.py", "evaluation": "evaluate.py"}
 RAY_TO_STORE = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
                 "STOPPED": "cancelled"}
-_PATHS = {"running": ("queued", "running"), "succeeded": ("queued", "running", "succeeded"),
-          "queued": ("queued",), "failed": ("failed",), "cancelled": ("cancelled",)}
-
-
 class StageMissing(LlmftError):
     """A stage this route needs is not installed or not written yet (HTTP 501)."""
 
@@ -64,21 +61,6 @@ def entrypoint(kind: str) -> Path:
     if not path.is_file():
         raise StageMissing(f"{kind} stage is not available: entrypoint {path} does not exist")
     return path
-
-
-def advance(store: Any, job: Any, target: str, actor: str, **kw: Any) -> Any:
-    """Walk the state machine to `target`, tolerating a job that moved on its own (the entrypoint reports too)."""
-    for _ in range(8):
-        job = store.get_job(job.tenant, job.id)
-        if job.status == target or job.status in TERMINAL:
-            return job
-        steps = _PATHS[target]
-        nxt = steps[steps.index(job.status) + 1] if job.status in steps else steps[0]
-        try:
-            store.transition_job(job.id, nxt, actor=actor, **(kw if nxt == target else {}))
-        except ConflictError:
-            continue  # someone else moved it: re-read and go on
-    return store.get_job(job.tenant, job.id)
 
 
 def error_line(text: str) -> str | None:

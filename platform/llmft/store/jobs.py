@@ -24,6 +24,30 @@ TRANSITIONS = {
 }
 
 
+# The forward path to each target, for callers that only know where a job should end up.
+_PATHS = {"running": ("queued", "running"), "succeeded": ("queued", "running", "succeeded"),
+          "queued": ("queued",), "failed": ("failed",), "cancelled": ("cancelled",)}
+
+
+def advance_job(store: "JobsMixin", job: JobRecord, target: str, actor: str, **kw: object) -> JobRecord:
+    """Walk the state machine to `target`, tolerating a job that moved on its own.
+
+    The control plane and a job's entrypoint both report progress on one job; whichever
+    comes second finds the step taken and goes on instead of failing.
+    """
+    for _ in range(8):
+        job = store.get_job(job.tenant, job.id)
+        if job.status == target or job.status in TERMINAL:
+            return job
+        steps = _PATHS[target]
+        nxt = steps[steps.index(job.status) + 1] if job.status in steps else steps[0]
+        try:
+            store.transition_job(job.id, nxt, actor=actor, **(kw if nxt == target else {}))  # type: ignore[arg-type]
+        except ConflictError:
+            continue  # someone else moved it: re-read and go on
+    return store.get_job(job.tenant, job.id)
+
+
 def _canonical_digest(spec: dict) -> str:
     import hashlib
     import json
