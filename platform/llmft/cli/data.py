@@ -47,10 +47,10 @@ def register(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run:
 @handles_errors
 def list_(tenant: str = TenantOpt, dataset: str = typer.Option(None, "--dataset", help="Only this dataset."),
           as_json: bool = JsonOpt) -> None:
-    """List a tenant's snapshots."""
-    from llmft.store import Store
+    """List a tenant's snapshots (through the API when LLMFT_API_URL is set)."""
+    from llmft.cli import backend
 
-    rows = [r.as_dict() for r in Store().list_snapshots(tenant, dataset)]
+    rows = backend.data_list(tenant, dataset)
     lines = [f"{r['dataset']}:{r['version']}\t{r['kind']}\t{r['id'][:12]}\trows={r['row_count']}\t"
              f"{r['classification']}" + (f"\tsuperseded_by={r['superseded_by'][:12]}" if r['superseded_by'] else "")
              for r in rows]
@@ -61,10 +61,14 @@ def list_(tenant: str = TenantOpt, dataset: str = typer.Option(None, "--dataset"
 @handles_errors
 def show(ref: str = typer.Argument(..., help="name, name:version or snapshot id."), tenant: str = TenantOpt,
          as_json: bool = JsonOpt) -> None:
-    """Show one snapshot's record and manifest metadata."""
+    """Show one snapshot's record and manifest metadata (the record alone through the API)."""
+    from llmft.cli import backend
     from llmft.data.snapshots import open_snapshot
     from llmft.store import Store
 
+    if backend.remote() is not None:
+        emit(backend.data_show(tenant, ref), as_json)
+        return
     snap = open_snapshot(Store(), tenant, ref, verify=False)
     emit({**snap.record.as_dict(), "manifest": {"files": len(snap.manifest.files), "meta": snap.meta}}, as_json)
 

@@ -106,7 +106,12 @@ def register(
 def list_(name: Optional[str] = typer.Argument(None, help="Only this model."), tenant: str = TenantOpt,
           as_json: bool = JsonOpt) -> None:
     """List registered versions with status, aliases and gate result."""
-    rows = _registry().list_versions(tenant, name)
+    from llmft.cli import backend
+
+    rows = backend.models_list(tenant, name)
+    if backend.remote() is not None:  # the API's shapes: printed as they come
+        emit(rows, as_json)
+        return
     lines = [f"{r['ref']}\t{r['semver']}\t{r['status']}{' TAINTED' if r['tainted'] else ''}\t"
              f"{','.join(r['aliases']) or '-'}\teval={r['eval_passed']}" for r in rows]
     emit(rows, as_json, "\n".join(lines) or "(none)")
@@ -116,7 +121,9 @@ def list_(name: Optional[str] = typer.Argument(None, help="Only this model."), t
 @handles_errors
 def show(ref: str = RefArg, tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
     """One version: status, aliases, taint, lineage record."""
-    emit(_registry().show(tenant, ref), as_json)
+    from llmft.cli import backend
+
+    emit(backend.models_show(tenant, ref), as_json)
 
 
 @app.command("verify")
@@ -132,7 +139,12 @@ def verify(ref: str = RefArg, tenant: str = TenantOpt, as_json: bool = JsonOpt) 
 @handles_errors
 def lineage_(ref: str = RefArg, tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
     """The chain from raw snapshot to this version (evaluations, alias moves, deployments)."""
-    data = _registry().lineage(tenant, ref)
+    from llmft.cli import backend
+
+    data = backend.models_lineage(tenant, ref)
+    if backend.remote() is not None:
+        emit(data, as_json)
+        return
     lines = [f"{data['ref']} ({data['semver']}){'  TAINTED: ' + data['taint_reason'] if data['tainted'] else ''}"]
     for step in data["chain"]:
         detail = {k: v for k, v in step.items() if k != "stage" and v not in (None, [], {})}
@@ -147,8 +159,10 @@ def promote(ref: str = RefArg, alias: str = typer.Option(..., "--alias", help="c
             reason: str = ReasonOpt, tenant: str = TenantOpt, actor: Optional[str] = ActorOpt,
             as_json: bool = JsonOpt) -> None:
     """Move an alias to a version; staging/production need a passed evaluation report."""
-    move = _registry().promote(tenant, ref, alias, reason=reason, actor=actor_name(actor))
-    emit(move.as_dict(), as_json, f"{move.model}@{move.alias}: {move.from_version} -> {move.to_version}")
+    from llmft.cli import backend
+
+    move = backend.models_promote(tenant, ref, alias, reason, actor_name(actor))
+    emit(move, as_json, f"{move.get('model')}@{move.get('alias')}: {move.get('from_version')} -> {move.get('to_version')}")
 
 
 @app.command("alias-history")
