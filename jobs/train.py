@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if not ray.is_initialized():
             ray.init(address=os.environ.get("RAY_ADDRESS", "auto"))
-        result = submit(spec, Store(), args.actor, ray_job_id=os.environ.get("RAY_JOB_ID"))
+        result = submit(spec, Store(), args.actor, job_id=os.environ.get("LLMFT_JOB_ID"),
+                        ray_job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") or os.environ.get("RAY_JOB_ID"))
     except LlmftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(json.dumps({"status": "failed", "error": str(exc)}))

@@ -122,7 +122,7 @@ def test_cli_dry_run_prints_the_trial_plan_and_refuses_a_bad_override(store, tin
     from tests.conftest import REPO_ROOT
 
     store.create_tenant("acme", "admin")
-    store.add_snapshot(tenant="acme", dataset="support-curated", snapshot_id="snap-1", uri=str(curated_train_snapshot),
+    store.add_snapshot(tenant="acme", dataset="tickets-curated", snapshot_id="snap-1", uri=str(curated_train_snapshot),
                        classification="internal", row_count=112, kind="curated", actor="test")
     spec = str(REPO_ROOT / "jobs" / "specs" / "sweep-lora.yaml")
     runner = CliRunner()

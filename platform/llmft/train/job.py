@@ -116,16 +116,19 @@ def _cause(exc: BaseException) -> str:
 
 
 def submit(spec: TrainingSpec, store: Any, actor: str, *, storage_path: str | None = None,
-           debug: dict | None = None, ray_job_id: str | None = None) -> dict:
-    """Plan, create or resume the job, run it on Ray Train, record the outcome; returns the job as a dict."""
+           debug: dict | None = None, ray_job_id: str | None = None, job_id: str | None = None) -> dict:
+    """Plan, create or resume the job, run it on Ray Train, record the outcome; returns the job as a dict.
+
+    `job_id` names a job the control plane already created and queued: it is run, not refused.
+    """
     from llmft.settings import Settings
     from llmft.train import tracking
     from llmft.train.trainer import fit
 
     p = plan(spec, store, storage_path)
     spec = p.spec
-    job = store.find_job(spec.tenant, "training", spec.name)
-    if job is not None and job.status in ("running", "queued", "validating"):
+    job = store.get_job(spec.tenant, job_id) if job_id else store.find_job(spec.tenant, "training", spec.name)
+    if job is not None and not job_id and job.status in ("running", "queued", "validating"):
         raise ConflictError(f"training job {spec.name!r} is already {job.status}")
     if job is not None and job.status == "succeeded":
         raise ConflictError(f"training job {spec.name!r} already succeeded; submit under a new name")
@@ -142,7 +145,8 @@ def submit(spec: TrainingSpec, store: Any, actor: str, *, storage_path: str | No
             if job.status == "validating":
                 store.transition_job(job.id, "failed", actor=actor, error=str(exc))
             raise
-    store.transition_job(job.id, "queued", actor=actor, message="resubmitted: resuming" if resumed else None)
+    if job.status != "queued":  # the control plane may have queued it already
+        store.transition_job(job.id, "queued", actor=actor, message="resubmitted: resuming" if resumed else None)
     settings = Settings.from_env()
     lineage = {"dataset.snapshot": p.snapshot.id, "dataset.sha256": p.snapshot_digest,
                "dataset.classification": p.snapshot.classification, "base_model": str(spec.base_model),
