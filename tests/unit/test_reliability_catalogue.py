@@ -338,16 +338,14 @@ def test_cancel_of_a_finished_job_is_409(api):
     assert api.state() == before
 
 
-def test_a_stage_that_is_not_installed_is_501_and_creates_nothing(api):
-    from llmft.control.jobs import jobs_dir
-
-    if (jobs_dir() / "sweep.py").exists():
-        pytest.skip("jobs/sweep.py exists now")
-    del api.runner.functions["sweep"]
+def test_a_stage_that_is_not_installed_is_501_and_creates_nothing(api, tmp_path, monkeypatch):
+    # An install without the sweep entrypoint: LLMFT_JOBS_DIR points at a jobs/ that lacks it.
+    monkeypatch.setenv("LLMFT_JOBS_DIR", str(tmp_path))
+    api.runner.functions.pop("sweep", None)
     before = api.state()
     spec = {"name": "sw", "training": training_spec("t"), "search_space": {
         "optim.learning_rate": {"type": "loguniform", "low": 1e-5, "high": 1e-3}}}
-    _err(_post(api, "sweeps", json={"spec": spec}), 501, r"sweep stage is not available: .*jobs/sweep\.py")
+    _err(_post(api, "sweeps", json={"spec": spec}), 501, r"sweep stage is not available: entrypoint .*sweep\.py does not exist")
     assert api.state() == before
 
 
