@@ -195,13 +195,24 @@ def test_datasets_register_list_show_from_the_inbox(api, sample_dataset):
     assert api.client.get("/v1/tenants/globex/datasets", headers=api.h("viewer", "globex")).json()["data"] == []
 
 
-def test_deployments_answer_501_naming_the_missing_stage_until_serving_has_it(api):
-    import importlib
-
-    if hasattr(importlib.import_module("llmft.serving.rollout"), "DeploymentManager"):
-        pytest.skip("serving's deployment manager exists")
-    r = api.client.get("/v1/tenants/acme/deployments", headers=api.h("viewer"))
-    assert r.status_code == 501 and "llmft.serving.rollout.DeploymentManager" in r.json()["error"]["message"]
+def test_deployments_are_tenant_scoped_records(api):
+    """Deployment records (what the DeploymentManager writes after each change) are listed per
+    tenant; another tenant's deployment is 404; a rollback of an unknown one changes nothing."""
+    api.store.save_deployment(tenant="acme", name="llm", spec={"model": "support@production"}, state="live",
+                              colours={"blue": "1.0.0"}, live_colour="blue", actor="test", action="deployment.create")
+    listed = api.client.get("/v1/tenants/acme/deployments", headers=api.h("viewer")).json()["data"]
+    assert [(d["name"], d["live_colour"], d["colours"]) for d in listed] == [("llm", "blue", {"blue": "1.0.0"})]
+    assert api.client.get("/v1/tenants/acme/deployments/llm", headers=api.h("viewer")).json()["live_colour"] == "blue"
+    assert api.client.get("/v1/tenants/globex/deployments", headers=api.h("viewer", "globex")).json()["data"] == []
+    r = api.client.get("/v1/tenants/globex/deployments/llm", headers=api.h("viewer", "globex"))
+    assert r.status_code == 404
+    before = api.state()
+    r = api.client.post("/v1/tenants/globex/deployments/llm/rollback", json={"reason": "x"},
+                        headers=api.h("developer", "globex"))
+    assert r.status_code == 404 and api.state() == before
+    r = api.client.post("/v1/tenants/acme/deployments/llm/traffic", json={"mode": "canary", "reason": "x"},
+                        headers=api.h("approver"))
+    assert r.status_code == 422 and "canary_percent" in r.text and api.state() == before
 
 
 def test_error_bodies_are_one_clear_line(api):

@@ -24,10 +24,5 @@ def register_dataset(spec: Any, store: Any, actor: str) -> tuple[Any, dict]:
 
 
 def deployments(store: Any, registry: Any) -> Any:
-    """Expected (not written yet; serving has RolloutManager + operations.rollout_manager, but no store-backed
-    record of which tenant owns which deployment at which URLs): llmft.serving.rollout.DeploymentManager(store=,
-    registry=) with
-    deploy(spec, actor) -> dict, list(tenant) -> list[dict], status(tenant, name) -> dict,
-    set_traffic(tenant, name, mode, percent, reason, actor) -> dict, rollback(tenant, name, reason, actor) -> dict;
-    each raising NotFoundError for another tenant's deployment."""
-    return _attr("llmft.serving.rollout", "DeploymentManager", "serving (deployments)")(store=store, registry=registry)
+    """The store-backed DeploymentManager (deploy, list, status, set_traffic, rollback)."""
+    return _attr("llmft.serving.deployments", "DeploymentManager", "serving (deployments)")(store=store, registry=registry)

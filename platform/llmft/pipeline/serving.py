@@ -15,38 +15,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_ready(base_url: str, timeout_s: float = 240.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"serving app at {base_url} not healthy after {timeout_s:.0f}s")
-
-
 @stage("deploy blue")
 def deploy_blue(ctx: DemoContext) -> dict:
     """Start the Serve app (gateway + blue + green) with the production version live on blue."""
     from llmft.config import DeploymentSpec
     from llmft.pipeline.core import spec
-    from llmft.serving.operations import serve_up
+    from llmft.serving.deployments import DeploymentManager
 
     dashboard = ctx.results["platform"]["ray_dashboard"]
-    deployment = spec("serve_apps/deploy_support.yaml", DeploymentSpec,
-                      [f"http.port={_free_port()}", f"dashboard_url={dashboard}", f"model={MODEL}@production"])
-    up = serve_up(deployment)
-    _wait_ready(up["base_url"])
+    overrides = [f"http.port={_free_port()}", f"dashboard_url={dashboard}", f"model={MODEL}@production"]
+    deployment = spec("serve_apps/deploy_support.yaml", DeploymentSpec, overrides)
+    ctx.extras["deployments"] = DeploymentManager(store=ctx.store, registry=ctx.registry)
+    record = ctx.extras["deployments"].deploy(deployment, ACTOR)
     ctx.extras["deployment"] = deployment
-    ctx.extras["base_url"] = up["base_url"]
-    ctx.registry.record_deployment(TENANT, f"{MODEL}@production", deployment=deployment.name, event="live:blue",
-                                   actor=ACTOR)
-    say(f"serving {MODEL}@production on blue at {up['base_url']}/v1 (OpenAI-compatible)")
-    return {"base_url": up["base_url"], "app": deployment.name}
+    ctx.extras["base_url"] = f"http://{deployment.http.host}:{deployment.http.port}"
+    say(f"serving {MODEL}@production on {record['live_colour']} at {ctx.extras['base_url']}/v1 (OpenAI-compatible)")
+    return {"base_url": ctx.extras["base_url"], "app": deployment.name, "colours": record["colours"]}
 
 
 @stage("train v2")
@@ -69,34 +53,24 @@ def shadow_and_flip(ctx: DemoContext) -> dict:
     """Deploy v2 to green, smoke it, mirror live traffic to it, then flip (nothing restarts)."""
     import threading
 
-    from llmft.serving.operations import rollout_manager
-    from llmft.serving.rollout import Slo
-
-    deployment, base_url = ctx.extras["deployment"], ctx.extras["base_url"]
     v2 = ctx.results["train v2"]
+    deployment = ctx.extras["deployment"].model_copy(update={"model": f"{MODEL}:{v2['version']}", "shadow_s": 6.0})
     key, _ = ctx.store.create_api_key(TENANT, "developer", ACTOR)
     ctx.extras["api_key"] = key
     stop = threading.Event()
-    traffic = threading.Thread(target=_steady_load, args=(base_url, key, stop, ctx.extras), daemon=True)
+    traffic = threading.Thread(target=_steady_load, args=(ctx.extras["base_url"], key, stop, ctx.extras), daemon=True)
     traffic.start()
     try:
-        with rollout_manager(tenant=TENANT, app=deployment.name, base_url=base_url,
-                             dashboard_url=deployment.dashboard_url, actor=ACTOR) as manager:
-            slo = Slo.from_spec(deployment.slo)
-            report = manager.deploy(f"{TENANT}/{MODEL}", v2["semver"], model=MODEL,
-                                    smoke_prompts=deployment.smoke_prompts, slo=slo, shadow_s=6.0,
-                                    reason=f"release {MODEL}:{v2['version']}")
+        record = ctx.extras["deployments"].deploy(deployment, ACTOR)
     finally:
         stop.set()
         traffic.join(10)
     ctx.registry.promote(TENANT, f"{MODEL}:{v2['version']}", "production", reason="flipped to green",
                          actor=APPROVER)
-    ctx.registry.record_deployment(TENANT, f"{MODEL}:{v2['version']}", deployment=deployment.name,
-                                   event="live:green", actor=ACTOR)
     load = ctx.extras.get("load", {})
-    say(f"{MODEL}:{v2['version']} live on green; flip effective in {report.flip_s:.2f}s; "
-        f"requests during rollout: {load.get('sent', 0)} sent, {load.get('failed', 0)} failed")
-    return {"flip_s": report.flip_s, "steps": [s["step"] for s in report.steps], **load}
+    say(f"{MODEL}:{v2['version']} live on {record['live_colour']} after {record['steps']}; flip effective in "
+        f"{record['flip_s']:.2f}s; requests during rollout: {load.get('sent', 0)} sent, {load.get('failed', 0)} failed")
+    return {"flip_s": record["flip_s"], "steps": record["steps"], "live": record["live_colour"], **load}
 
 
 def _steady_load(base_url: str, key: str, stop, sink: dict) -> None:  # type: ignore[no-untyped-def]
@@ -143,20 +117,15 @@ def _print_lineage(lineage: dict) -> None:
 @stage("rollback")
 def rollback(ctx: DemoContext) -> dict:
     """Flip back to blue (still hot), and move the production alias back with the reason recorded."""
-    from llmft.serving.operations import rollout_manager
-
-    deployment, base_url = ctx.extras["deployment"], ctx.extras["base_url"]
-    with rollout_manager(tenant=TENANT, app=deployment.name, base_url=base_url,
-                         dashboard_url=deployment.dashboard_url, actor=ACTOR) as manager:
-        seconds = manager.rollback("demo: roll back to the previous version")
-    v1 = ctx.results["train v1"]["version"]
-    ctx.registry.promote(TENANT, f"{MODEL}:{v1}", "production", reason="rolled back", actor=APPROVER)
-    ctx.registry.record_deployment(TENANT, f"{MODEL}:{v1}", deployment=deployment.name, event="rollback:blue",
-                                   actor=ACTOR)
     import httpx
 
-    r = httpx.post(f"{base_url}/v1/completions", headers={"Authorization": f"Bearer {ctx.extras['api_key']}"},
-                   json={"model": MODEL, "prompt": "Hello", "max_tokens": 4}, timeout=60)
+    record = ctx.extras["deployments"].rollback(TENANT, ctx.extras["deployment"].name,
+                                                "demo: roll back to the previous version", ACTOR)
+    v1 = ctx.results["train v1"]["version"]
+    ctx.registry.promote(TENANT, f"{MODEL}:{v1}", "production", reason="rolled back", actor=APPROVER)
+    r = httpx.post(f"{ctx.extras['base_url']}/v1/completions", timeout=60,
+                   headers={"Authorization": f"Bearer {ctx.extras['api_key']}"},
+                   json={"model": MODEL, "prompt": "Hello", "max_tokens": 4})
     colour = r.headers.get("x-llmft-colour")
-    say(f"rolled back in {seconds:.2f}s; now served by {colour} ({r.headers.get('x-llmft-adapter-version')})")
-    return {"rollback_s": seconds, "colour_after": colour}
+    say(f"rolled back in {record['rollback_s']:.2f}s; now served by {colour} ({r.headers.get('x-llmft-adapter-version')})")
+    return {"rollback_s": record["rollback_s"], "colour_after": colour, "live": record["live_colour"]}

@@ -5,6 +5,7 @@ Every mutation writes its audit record in the same transaction.
 """
 
 from llmft.store.datasets import DatasetsMixin
+from llmft.store.deployments import DeploymentsMixin
 from llmft.store.jobs import JOB_KINDS, TERMINAL, TRANSITIONS, JobsMixin
 from llmft.store.models import AliasMoveRecord, ModelsMixin, ModelVersionRecord
 from llmft.store.privacy import PrivacyMixin
@@ -20,7 +21,7 @@ from llmft.store.records import (
 from llmft.store.tenancy import ROLES, TenancyMixin
 
 
-class Store(TenancyMixin, DatasetsMixin, JobsMixin, PrivacyMixin, ModelsMixin):
+class Store(TenancyMixin, DatasetsMixin, JobsMixin, PrivacyMixin, ModelsMixin, DeploymentsMixin):
     """The metadata store; one instance per process is enough (it owns a connection pool)."""
 
 
