@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from llmft.errors import ConflictError, LlmftError
+from llmft.errors import LlmftError
 from llmft.store import TERMINAL
 from llmft.store.jobs import advance_job as advance
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from llmft.control.idempotency import IdempotencyStore, error_body, request_digest, scope_of
+from llmft.control.idempotency import error_body, request_digest, scope_of
 from llmft.errors import ConflictError, SpecError
 
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: specs are small; data travels by storage URI, never in a request

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform as _platform
-import subprocess
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmft import environment
 from llmft.errors import SpecError
 from llmft.manifest import Manifest
 
 SCHEMA = "llmft.lineage/v1"
-LIBRARIES = ("torch", "transformers", "peft", "ray", "mlflow", "llmft")
 SUMMARY_FILE = "training_summary.json"
 _HEX64 = r"^[0-9a-f]{64}$"
 
@@ -83,36 +79,8 @@ def read_summary(source_dir: Path) -> dict:
         raise SpecError(f"{path}: not valid JSON (line {exc.lineno})") from None
 
 
-def library_versions() -> dict[str, str]:
-    out = {}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "absent"
-    return out
-
-
-def git_commit() -> str:
-    try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return res.stdout.strip() if res.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def hardware() -> dict:
-    gpus: list[str] = []
-    try:
-        import torch  # already imported by whoever trained or loads a model; cheap then
-
-        if torch.cuda.is_available():
-            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except ImportError:
-        pass
-    return {"host": _platform.node(), "machine": _platform.machine(), "cpu_count": os.cpu_count(), "gpus": gpus,
-            "recorded": "at registration"}
+    return {**environment.hardware(), "recorded": "at registration"}
 
 
 def artifact_kind(files: dict) -> str:
@@ -160,8 +128,8 @@ def build_lineage(inputs: LineageInputs, *, tenant: str, name: str, manifest: Ma
             "duration_s": inputs.duration_s,
             "metrics": inputs.metrics,
         },
-        "code": {"commit": inputs.code_commit or git_commit()},
-        "environment": {"libraries": inputs.libraries or library_versions(), "hardware": inputs.hardware or hardware()},
+        "code": {"commit": inputs.code_commit or environment.git_commit()},
+        "environment": {"libraries": inputs.libraries or environment.library_versions(), "hardware": inputs.hardware or hardware()},
         "artifacts": {"kind": artifact_kind(manifest.files), "manifest_digest": manifest.digest, "uri": uri,
                       "files": manifest.files, "bytes": sum(int(f["size"]) for f in manifest.files.values())},
         "evaluations": [],

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import platform as _platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("torch", "transformers", "peft", "ray", "mlflow", "opacus", "deepspeed", "bitsandbytes", "llmft")
+from llmft.environment import git_commit, library_versions
+
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, str]:
@@ -22,25 +21,6 @@ def flatten(data: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)[:500]
     return out
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "absent"
-    return out
-
-
-def git_commit(cwd: str | Path | None = None) -> str:
-    try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return res.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def topology(spec: Any) -> dict[str, str]:
