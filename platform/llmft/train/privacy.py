@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from llmft.config.training import TrainingSpec
+from llmft.train.strategies import DDPEngine
 from llmft.errors import LlmftError
 from llmft.train.data import collate_padded
 
@@ -52,8 +53,12 @@ def per_example_loss(model: Any, batch: dict) -> Any:
     return per_ex.mean()
 
 
-class PrivateEngine:
-    """Drop-in for DDPEngine: GradSampleModule (over DPDDP when distributed) + DPOptimizer + accountant."""
+class PrivateEngine(DDPEngine):
+    """DDPEngine's interface over GradSampleModule (DPDDP when distributed) + DPOptimizer + accountant.
+
+    Its own __init__ replaces DDPEngine's wrapping; lr, scale_lr and the trainable-state
+    methods are inherited unchanged (they act on `inner`, `optimizer` and `scheduler`).
+    """
 
     def __init__(self, model: Any, spec: TrainingSpec, total_steps: int, world_size: int, rank: int,
                  n_train: int) -> None:
@@ -114,24 +119,6 @@ class PrivateEngine:
 
     def restore_accounting(self, steps: int) -> None:
         self.accountant.history = [(self.sigma, self.sample_rate, steps)] if steps else []
-
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def scale_lr(self, factor: float) -> None:
-        self.scheduler.base_lrs = [b * factor for b in self.scheduler.base_lrs]
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["lr"] * factor
-
-    def full_trainable_state(self) -> dict:
-        from llmft.train.methods import trainable_state
-
-        return {k: v.detach().cpu().clone() for k, v in trainable_state(self.inner).items()}
-
-    def load_trainable(self, state: dict) -> None:
-        from llmft.train.methods import load_trainable_state
-
-        load_trainable_state(self.inner, state)
 
     def optimizer_state(self) -> dict | None:
         return {"optimizer": self.optimizer.original_optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
