@@ -50,11 +50,13 @@ def evaluate_v2(ctx: DemoContext) -> dict:
 
 @stage("shadow and flip")
 def shadow_and_flip(ctx: DemoContext) -> dict:
-    """Deploy v2 to green, smoke it, mirror live traffic to it, then flip (nothing restarts)."""
+    """Deploy v2 to green, smoke it, mirror live traffic to it, flip (nothing restarts), watch its SLOs."""
     import threading
 
     v2 = ctx.results["train v2"]
-    deployment = ctx.extras["deployment"].model_copy(update={"model": f"{MODEL}:{v2['version']}", "shadow_s": 6.0})
+    # A short shadow and SLO watch keep the demo quick; production specs watch for minutes.
+    deployment = ctx.extras["deployment"].model_copy(
+        update={"model": f"{MODEL}:{v2['version']}", "shadow_s": 6.0, "watch_s": 5.0})
     key, _ = ctx.store.create_api_key(TENANT, "developer", ACTOR)
     ctx.extras["api_key"] = key
     stop = threading.Event()
