@@ -101,6 +101,7 @@ def flip_figures(base: Path, source, work: Path, load_s: float, rate: float) -> 
     from ray import serve
 
     from llmft.serving.app_config import AppArgs, serve_config
+    from llmft.serving.deployments import wait_ready
     from llmft.serving.rollout import RolloutManager, Slo
     from llmft.serving.serve_backend import ServeBackend, serve_client
     from llmft.store import Store
@@ -119,14 +120,7 @@ def flip_figures(base: Path, source, work: Path, load_s: float, rate: float) -> 
         config["applications"][0]["deployments"][0]["ray_actor_options"] = {"num_cpus": 0.25}
         dashboard_url, url = f"http://127.0.0.1:{dash}", f"http://127.0.0.1:{port}"
         serve_client(dashboard_url).deploy_applications(config)
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_ready(url, 240)
         mgr = RolloutManager(ServeBackend(base_url=url, dashboard_url=dashboard_url, app_name="llm",
                                           api_key=admin_key))
         results: list[tuple[float, int, str | None]] = []
