@@ -46,18 +46,9 @@ def served(serving_adapters, tmp_path_factory):
     dashboard_url = f"http://127.0.0.1:{dash}"
     serve_client(dashboard_url).deploy_applications(config)
     base_url = f"http://127.0.0.1:{port}"
-    import httpx
+    from llmft.serving.deployments import wait_ready
 
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        pytest.fail("serve app did not come up in 180 s")
+    wait_ready(base_url, 180)  # raises, naming the URL, if the app is not healthy in time
     backend = ServeBackend(base_url=base_url, dashboard_url=dashboard_url, app_name="llm", api_key=keys["admin"])
     yield {"base_url": base_url, "keys": keys, "backend": backend, "store": store, "home": home}
     serve.shutdown()

@@ -372,13 +372,10 @@ class Session:
 
 def write_outcome(run_uri: str, outcome: dict) -> None:
     """Rank 0 leaves the outcome next to the checkpoints (V2 results only carry checkpointed metrics)."""
-    import pyarrow.fs as pafs
-
     fs, root = ck._fs(run_uri)
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root}/outcome.json") as fh:
         fh.write(json.dumps(outcome, default=str).encode())
-    del pafs
 
 
 def clear_outcome(run_uri: str) -> None:
