@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bases import medium_base  # noqa: E402
 from machine import machine  # noqa: E402
 
 CASES = [  # (method, strategy, zero_stage, precision)
@@ -45,22 +46,6 @@ def rows(n: int) -> list[dict]:
         except (ValueError, UnicodeDecodeError):
             continue
     return items[:n]
-
-
-def medium_base(tiny_dir: Path, out: Path) -> Path:
-    """A ~110M-parameter Llama with the tiny tokenizer, random init (throughput only)."""
-    import shutil
-
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = AutoConfig.from_pretrained(tiny_dir)
-    cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers = 768, 2048, 12
-    cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim = 12, 4, 64
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(out)
-    for f in tiny_dir.iterdir():
-        if f.name.startswith(("tokenizer", "special", "chat")):
-            shutil.copy2(f, out / f.name)
-    return out
 
 
 def run_case(base: str, method: str, strategy: str, stage: int, precision: str, data: list, steps: int) -> dict:

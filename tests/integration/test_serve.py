@@ -32,8 +32,9 @@ def served(serving_adapters, tmp_path_factory):
     keys = {"acme": store.create_api_key("acme", "developer", "test")[0],
             "admin": store.create_api_key("acme", "admin", "test")[0],
             "globex": store.create_api_key("globex", "developer", "test")[0]}
-    dash = _free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=dash, log_to_driver=False)
+    dash, metrics_port = _free_port(), _free_port()
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=dash, log_to_driver=False,
+             _metrics_export_port=metrics_port)
     port = _free_port()
     args = AppArgs(base_model=str(serving_adapters["base"]), base_name="tiny",
                    adapter_source=f"dir:{serving_adapters['root']}", db_url=store.url if hasattr(store, "url")
@@ -50,7 +51,8 @@ def served(serving_adapters, tmp_path_factory):
 
     wait_ready(base_url, 180)  # raises, naming the URL, if the app is not healthy in time
     backend = ServeBackend(base_url=base_url, dashboard_url=dashboard_url, app_name="llm", api_key=keys["admin"])
-    yield {"base_url": base_url, "keys": keys, "backend": backend, "store": store, "home": home}
+    yield {"base_url": base_url, "keys": keys, "backend": backend, "store": store, "home": home,
+           "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
     serve.shutdown()
     ray.shutdown()
 
@@ -102,6 +104,27 @@ def test_cross_tenant_refused_without_loading(served):
         _client(served).with_options(api_key="llmft_x_bad").models.list()
     assert {c: _resident(c) for c in ("blue", "green")} == before
     assert not any(a.startswith("globex/") or "billing" in a for a in before["green"])
+
+
+def test_metrics_reach_the_prometheus_endpoint(served):
+    """The gateway's ray.util.metrics land on the node's Prometheus endpoint with their tags."""
+    import httpx
+
+    _client(served).completions.create(model="support", prompt="Hello", max_tokens=3, temperature=0)
+    deadline, text = time.monotonic() + 90, ""
+    while time.monotonic() < deadline:  # Ray exports on an interval (a few seconds)
+        text = httpx.get(served["metrics_url"], timeout=10).text
+        if "ray_llmft_request_latency_ms_bucket" in text and "ray_llmft_tokens_total" in text:
+            break
+        time.sleep(2)
+    requests = [line for line in text.splitlines() if line.startswith("ray_llmft_requests_total{")]
+    assert requests, "no llmft request counter on " + served["metrics_url"]
+    served_line = next(line for line in requests if 'adapter_version="1"' in line and 'model="support"' in line)
+    for tag in ('colour="blue"', 'tenant="acme"', "base_revision=", 'adapter_version="1"'):
+        assert tag in served_line, (tag, served_line)
+    assert float(served_line.rsplit(" ", 1)[1]) >= 1
+    assert any(line.startswith("ray_llmft_tokens_total{") and 'kind="completion"' in line for line in text.splitlines())
+    assert any(line.startswith("ray_llmft_request_latency_ms_bucket{") for line in text.splitlines())
 
 
 def _load(served, stop, results, rate=8.0):
@@ -172,3 +195,106 @@ def test_slo_watcher_rolls_back_automatically(served):
     assert result["rolled_back"] and "p95 latency" in result["reason"] and result["from"] == "green"
     assert mgr.policy().live == "blue"
     assert mgr.policy().history[-1]["reason"].startswith("SLO breach on green")
+
+
+def _gateway_replicas():
+    import ray
+
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["namespace"] == "serve" and "SERVE_REPLICA" in a["name"] and "Gateway" in a["name"])
+
+
+def _load_with_retries(served, stop, results, rate=6.0, attempts=6):
+    """A client that retries 5xx and connection errors with backoff, as the openai client does; each
+    result records the first attempt's outcome and the final one."""
+    import httpx
+
+    with httpx.Client(base_url=served["base_url"], timeout=30,
+                      headers={"Authorization": f"Bearer {served['keys']['acme']}"}) as http:
+        while not stop.is_set():
+            t0, first, final = time.perf_counter(), None, None
+            for attempt in range(attempts):
+                try:
+                    r = http.post("/v1/completions", json={"model": "support", "prompt": "Hello", "max_tokens": 4,
+                                                           "temperature": 0})
+                    outcome = (r.status_code, r.headers.get("x-llmft-colour"),
+                               r.headers.get("x-llmft-adapter-version"), r.text[:200])
+                except httpx.HTTPError as exc:
+                    outcome = (0, None, None, f"{type(exc).__name__}: {exc}")
+                first = first or outcome
+                final = outcome
+                if 0 < outcome[0] < 500:
+                    break
+                time.sleep(0.5 * 2 ** attempt)
+            results.append({"t": time.time(), "first": first, "final": final})
+            time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t0)))
+
+
+def test_gateway_restarted_during_a_flip(served):
+    """Catalogue: the gateway replica is killed while a flip is being applied. The flip still lands
+    (Serve restarts the gateway from the declared config, which already holds the new policy), the
+    policy afterwards is exactly the flipped one (old or new, never a mix), no request is lost to a
+    retrying client, every answer is a consistent (colour, version) pair, and the audit chain holds."""
+    import ray
+
+    from llmft.serving.rollout import RolloutManager
+
+    store = served["store"]
+    mgr = RolloutManager(served["backend"],
+                         audit=lambda a, p: store.audit.append("operator", "acme", a, "deployment/llm", p))
+    before = mgr.policy()
+    expected = mgr.policy()
+    expected.flip("flip during a gateway restart")
+    pairs = {c: str(before.colours[c]["pins"]["acme/support"]) for c in ("blue", "green")}
+    old_replicas = _gateway_replicas()
+    assert len(old_replicas) == 1
+
+    stop, results, flip_out = threading.Event(), [], {}
+    workers = [threading.Thread(target=_load_with_retries, args=(served, stop, results)) for _ in range(2)]
+
+    def do_flip():
+        try:
+            flip_out["seconds"] = mgr.flip("flip during a gateway restart")
+        except Exception as exc:  # surfaced by the assertion below
+            flip_out["error"] = exc
+
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(1.5)
+        flipper = threading.Thread(target=do_flip)
+        flipper.start()
+        time.sleep(0.1)  # the declarative deploy is on its way to the controller
+        killed_at = time.time()
+        ray.kill(ray.get_actor(old_replicas[0], namespace="serve"), no_restart=True)
+        flipper.join(120)
+        assert not flipper.is_alive() and "error" not in flip_out, flip_out
+        recovered_at = time.time()
+        time.sleep(3)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+
+    new_replicas = _gateway_replicas()
+    assert len(new_replicas) == 1 and new_replicas != old_replicas  # Serve really started a new gateway
+    after = mgr.policy()
+    assert after.to_dict() | {"history": []} == expected.to_dict() | {"history": []}
+    assert after.live != before.live and after.generation == before.generation + 1
+    lost = [r for r in results if r["final"][0] != 200]
+    assert len(results) > 20 and not lost, lost[:3]
+    for r in results:  # every answer names one colour and that colour's version: never a mixed policy
+        status, colour, version, _ = r["final"]
+        assert version == pairs[colour], r
+    late = [r for r in results if r["t"] > recovered_at + 1]
+    assert late and all(r["final"][1] == after.live for r in late)
+    failed_first = [r for r in results if r["first"][0] != 200]
+    # what did fail on a first attempt did so around the restart, as a 5xx or a dropped connection
+    assert all(r["first"][0] == 0 or r["first"][0] >= 500 for r in failed_first)
+    assert all(killed_at - 1 < r["t"] < recovered_at + 35 for r in failed_first)
+    verdict = store.audit.verify()
+    assert verdict.ok, verdict.as_dict()
+    flips = [e for e in store.audit.records("acme") if e["action"] == "deploy.flip"]
+    assert flips and flips[-1]["payload"]["generation"] == after.generation
+    print(f"\ngateway restart during flip: {len(results)} requests, {len(failed_first)} failed a first attempt, "
+          f"0 lost; flip effective {flip_out['seconds']:.2f}s; {[r['first'] for r in failed_first][:3]}")

@@ -8,11 +8,13 @@ clusters. No Ray here: the core is what unit tests exercise.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
 from llmft.errors import LlmftError
 from llmft.serving.adapters import AdapterCache, ResolvedAdapter
+from llmft.serving.batched_lora import BatchedLora
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" inside a mixed batch
 
@@ -87,11 +89,14 @@ class PeftEngine:
     """transformers + PEFT engine; every model mutation and every `generate` holds one lock.
 
     Serve may evict an adapter from another thread while a batch runs; concurrent PEFT calls
-    on one shared model corrupt each other, hence the single lock.
+    on one shared model corrupt each other, hence the single lock. Batches go through
+    `BatchedLora` (all adapters of a batch in three ops per layer) when their adapters allow it,
+    else one adapter at a time (see `_plan`); `batched_lora=False` uses PEFT's `adapter_names`
+    mixed batches instead (the reference the benchmark compares against).
     """
 
     def __init__(self, base_ref: str, *, max_adapters: int = 8, dtype: Any = None, device: Any = None,
-                 base_name: str | None = None):
+                 base_name: str | None = None, batched_lora: bool = True):
         import torch
 
         from llmft.models.loading import load_base
@@ -105,6 +110,8 @@ class PeftEngine:
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.device = device or "cpu"
         self.peft = None  # a PeftModel wrapping self.model once the first adapter is loaded
+        self.batched: BatchedLora | None = None
+        self.use_batched_lora = batched_lora
         self.lock = threading.RLock()
         self.cache = AdapterCache(max_adapters, self._load, self._unload)
 
@@ -120,11 +127,15 @@ class PeftEngine:
             if self.peft.active_adapter not in self.peft.peft_config:
                 self.peft.set_adapter(adapter.peft_name)  # PEFT leaves a deleted name active
             self.peft.eval()
+            self.batched = self.batched or BatchedLora(self.peft)
+            self.batched.forget()
 
     def _unload(self, adapter: ResolvedAdapter) -> None:
         with self.lock:
             if self.peft is not None and adapter.peft_name in self.peft.peft_config:
                 self.peft.delete_adapter(adapter.peft_name)
+                if self.batched is not None:
+                    self.batched.forget()
 
     def load_adapter(self, adapter: ResolvedAdapter) -> bool:
         """Make an adapter resident (hash-verified); True if it already was."""
@@ -205,8 +216,9 @@ class PeftEngine:
     def _run(self, reqs: list[GenRequest]) -> list[GenResult]:
         torch = self._torch
         params = reqs[0].params
+        if self._plan([r.adapter for r in reqs]) == "split":
+            return self._run_split(reqs)
         with self.lock:
-            pinned = frozenset(r.adapter.adapter_id for r in reqs if r.adapter is not None)
             enc = self.tokenizer([r.prompt for r in reqs], return_tensors="pt", padding=True,
                                  add_special_tokens=False).to(self.device)
             width = enc["input_ids"].shape[1]
@@ -220,20 +232,59 @@ class PeftEngine:
                     torch.manual_seed(params.seed)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
-                if pinned:
-                    names = [r.adapter.peft_name if r.adapter else BASE_ADAPTER for r in reqs]
-                    output = self.peft.generate(**enc, adapter_names=names, **kwargs)
-                elif self.peft is not None and self.peft.peft_config:
-                    with self.peft.disable_adapter():
-                        output = self.peft.generate(**enc, **kwargs)
-                else:
-                    output = self.model.generate(**enc, **kwargs)
+            with torch.no_grad(), self._adapters_applied([r.adapter for r in reqs]) as (model, extra):
+                output = model.generate(**enc, **extra, **kwargs)
         results = []
         for row, r in enumerate(reqs):
             prompt_tokens = int(enc["attention_mask"][row].sum())
             results.append(self._finish(output[row, width:].tolist(), r, prompt_tokens))
         return results
+
+    def _run_split(self, reqs: list[GenRequest]) -> list[GenResult]:
+        """One `generate` per adapter (and one for base rows), results back in request order."""
+        groups: dict[str | None, list[int]] = {}
+        for i, r in enumerate(reqs):
+            groups.setdefault(r.adapter.adapter_id if r.adapter else None, []).append(i)
+        out: list[GenResult | None] = [None] * len(reqs)
+        for idx in groups.values():
+            for i, res in zip(idx, self._run([reqs[i] for i in idx])):
+                out[i] = res
+        return out  # type: ignore[return-value]
+
+    def _plan(self, rows: list[ResolvedAdapter | None]) -> str:
+        """How a batch runs: "base"; "batched" (BatchedLora, one pass); "peft_mixed" (PEFT's
+        adapter_names, when batched_lora is off); "single" (one adapter made active: what DoRA and
+        other variants need); or "split" (several adapters that only run one at a time)."""
+        names = {a.peft_name for a in rows if a is not None}
+        if not names:
+            return "base"
+        if self.use_batched_lora and self.batched is not None and self.batched.supports(names):
+            return "batched"
+        if not self.use_batched_lora and not (self.batched and self.batched.has_variant(names)):
+            return "peft_mixed"
+        return "single" if len(names) == 1 and all(a is not None for a in rows) else "split"
+
+    @contextmanager
+    def _adapters_applied(self, rows: list[ResolvedAdapter | None]) -> Iterator[tuple[Any, dict]]:
+        """The model to call and extra generate kwargs so that row i runs with `rows[i]` (resident)."""
+        plan = self._plan(rows)
+        names = [a.peft_name if a is not None else None for a in rows]
+        if plan == "base":
+            if self.peft is not None and self.peft.peft_config:
+                with self.peft.disable_adapter():
+                    yield self.peft, {}
+            else:
+                yield self.model, {}
+        elif plan == "batched":
+            with self.batched.apply(names):
+                yield self.peft, {}
+        elif plan == "peft_mixed":
+            yield self.peft, {"adapter_names": [n or BASE_ADAPTER for n in names]}
+        elif plan == "single":
+            self.peft.set_adapter(names[0])
+            yield self.peft, {}
+        else:
+            raise LlmftError("internal: a batch mixing adapters that cannot share a pass must be split first")
 
     def _finish(self, ids: list[int], req: GenRequest, prompt_tokens: int) -> GenResult:
         eos = self.tokenizer.eos_token_id
@@ -326,14 +377,8 @@ class PeftEngine:
                 kwargs.update(temperature=params.temperature, top_p=params.top_p)
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
-            with torch.no_grad():
-                if request.adapter is not None:
-                    out = self.peft.generate(**enc, adapter_names=[request.adapter.peft_name], **kwargs)
-                elif self.peft is not None and self.peft.peft_config:
-                    with self.peft.disable_adapter():
-                        out = self.peft.generate(**enc, **kwargs)
-                else:
-                    out = self.model.generate(**enc, **kwargs)
+            with torch.no_grad(), self._adapters_applied([request.adapter]) as (model, extra):
+                out = model.generate(**enc, **extra, **kwargs)
         new = out[0, width:].tolist()
         eos = self.tokenizer.eos_token_id
         return new.index(eos) + 1 if eos in new else len(new)
