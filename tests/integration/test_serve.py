@@ -4,6 +4,7 @@ load with 0 failed requests, and an automatic SLO rollback. One app for the modu
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -127,21 +128,46 @@ def test_metrics_reach_the_prometheus_endpoint(served):
     assert any(line.startswith("ray_llmft_request_latency_ms_bucket{") for line in text.splitlines())
 
 
-def _load(served, stop, results, rate=8.0):
+def _load(served, stop, results, rate=8.0, attempts=1):
+    """Steady completions; with attempts > 1 the client retries 5xx and connection errors with backoff,
+    as the openai client does. Each result: {"t", "first": outcome, "final": outcome}, an outcome being
+    (status or 0, colour, adapter version, body or error text)."""
     import httpx
 
     with httpx.Client(base_url=served["base_url"], timeout=30,
                       headers={"Authorization": f"Bearer {served['keys']['acme']}"}) as http:
         while not stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                r = http.post("/v1/completions", json={"model": "support", "prompt": "Hello", "max_tokens": 4,
-                                                       "temperature": 0})
-                results.append((time.time(), r.status_code, r.headers.get("x-llmft-colour"),
-                                r.headers.get("x-llmft-adapter-version")))
-            except httpx.HTTPError as exc:
-                results.append((time.time(), 0, None, str(exc)))
+            t0, first, final = time.perf_counter(), None, None
+            for attempt in range(attempts):
+                try:
+                    r = http.post("/v1/completions", json={"model": "support", "prompt": "Hello", "max_tokens": 4,
+                                                           "temperature": 0})
+                    outcome = (r.status_code, r.headers.get("x-llmft-colour"),
+                               r.headers.get("x-llmft-adapter-version"), r.text[:200])
+                except httpx.HTTPError as exc:
+                    outcome = (0, None, None, f"{type(exc).__name__}: {exc}")
+                first = first or outcome
+                final = outcome
+                if 0 < outcome[0] < 500:
+                    break
+                time.sleep(0.5 * 2 ** attempt)
+            results.append({"t": time.time(), "first": first, "final": final})
             time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t0)))
+
+
+@contextmanager
+def _under_load(served, rate=8.0, attempts=1, clients=2):
+    """Two client threads sending `_load` traffic for the duration of the block; yields their results."""
+    stop, results = threading.Event(), []
+    workers = [threading.Thread(target=_load, args=(served, stop, results, rate, attempts)) for _ in range(clients)]
+    for w in workers:
+        w.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
 
 
 def test_flip_and_rollback_under_load_lose_nothing(served):
@@ -149,11 +175,7 @@ def test_flip_and_rollback_under_load_lose_nothing(served):
 
     audit = []
     mgr = RolloutManager(served["backend"], audit=lambda a, p: audit.append((a, p)))
-    stop, results = threading.Event(), []
-    workers = [threading.Thread(target=_load, args=(served, stop, results)) for _ in range(2)]
-    for w in workers:
-        w.start()
-    try:
+    with _under_load(served) as results:
         time.sleep(2)
         report = mgr.deploy("acme/support", "2", model="support", smoke_prompts=["Hello"], slo=Slo(),
                             shadow_s=2.0)
@@ -162,16 +184,12 @@ def test_flip_and_rollback_under_load_lose_nothing(served):
         rollback_s = mgr.rollback("test rollback")
         rolled_at = time.time()
         time.sleep(2)
-    finally:
-        stop.set()
-        for w in workers:
-            w.join()
-    failed = [r for r in results if r[1] != 200]
+    failed = [r for r in results if r["final"][0] != 200]
     assert len(results) > 30 and not failed, failed[:5]
-    after_flip = [r for r in results if flipped_at + 1 < r[0] < rolled_at - 0.5]
-    assert after_flip and all(r[2] == "green" and r[3] == "2" for r in after_flip)
-    after_rb = [r for r in results if r[0] > rolled_at + 1]
-    assert after_rb and all(r[2] == "blue" and r[3] == "1" for r in after_rb)
+    after_flip = [r["final"] for r in results if flipped_at + 1 < r["t"] < rolled_at - 0.5]
+    assert after_flip and all(r[1] == "green" and r[2] == "2" for r in after_flip)
+    after_rb = [r["final"] for r in results if r["t"] > rolled_at + 1]
+    assert after_rb and all(r[1] == "blue" and r[2] == "1" for r in after_rb)
     assert report.flipped and report.flip_s < 5 and rollback_s < 5
     assert [a for a, _ in audit][-2:] == ["deploy.flip", "deploy.rollback"]
     assert "deploy.shadow" in [a for a, _ in audit]
@@ -204,32 +222,6 @@ def _gateway_replicas():
                   if a["namespace"] == "serve" and "SERVE_REPLICA" in a["name"] and "Gateway" in a["name"])
 
 
-def _load_with_retries(served, stop, results, rate=6.0, attempts=6):
-    """A client that retries 5xx and connection errors with backoff, as the openai client does; each
-    result records the first attempt's outcome and the final one."""
-    import httpx
-
-    with httpx.Client(base_url=served["base_url"], timeout=30,
-                      headers={"Authorization": f"Bearer {served['keys']['acme']}"}) as http:
-        while not stop.is_set():
-            t0, first, final = time.perf_counter(), None, None
-            for attempt in range(attempts):
-                try:
-                    r = http.post("/v1/completions", json={"model": "support", "prompt": "Hello", "max_tokens": 4,
-                                                           "temperature": 0})
-                    outcome = (r.status_code, r.headers.get("x-llmft-colour"),
-                               r.headers.get("x-llmft-adapter-version"), r.text[:200])
-                except httpx.HTTPError as exc:
-                    outcome = (0, None, None, f"{type(exc).__name__}: {exc}")
-                first = first or outcome
-                final = outcome
-                if 0 < outcome[0] < 500:
-                    break
-                time.sleep(0.5 * 2 ** attempt)
-            results.append({"t": time.time(), "first": first, "final": final})
-            time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t0)))
-
-
 def test_gateway_restarted_during_a_flip(served):
     """Catalogue: the gateway replica is killed while a flip is being applied. The flip still lands
     (Serve restarts the gateway from the declared config, which already holds the new policy), the
@@ -249,8 +241,7 @@ def test_gateway_restarted_during_a_flip(served):
     old_replicas = _gateway_replicas()
     assert len(old_replicas) == 1
 
-    stop, results, flip_out = threading.Event(), [], {}
-    workers = [threading.Thread(target=_load_with_retries, args=(served, stop, results)) for _ in range(2)]
+    flip_out = {}
 
     def do_flip():
         try:
@@ -258,9 +249,7 @@ def test_gateway_restarted_during_a_flip(served):
         except Exception as exc:  # surfaced by the assertion below
             flip_out["error"] = exc
 
-    for w in workers:
-        w.start()
-    try:
+    with _under_load(served, rate=6.0, attempts=6) as results:
         time.sleep(1.5)
         flipper = threading.Thread(target=do_flip)
         flipper.start()
@@ -268,13 +257,9 @@ def test_gateway_restarted_during_a_flip(served):
         killed_at = time.time()
         ray.kill(ray.get_actor(old_replicas[0], namespace="serve"), no_restart=True)
         flipper.join(120)
-        assert not flipper.is_alive() and "error" not in flip_out, flip_out
         recovered_at = time.time()
         time.sleep(3)
-    finally:
-        stop.set()
-        for w in workers:
-            w.join()
+    assert not flipper.is_alive() and "error" not in flip_out, flip_out
 
     new_replicas = _gateway_replicas()
     assert len(new_replicas) == 1 and new_replicas != old_replicas  # Serve really started a new gateway
