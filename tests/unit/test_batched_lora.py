@@ -65,7 +65,7 @@ def test_logits_match_peft_mixed_batch(peft_model, rows):
 def test_wrong_batch_size_is_refused(peft_model):
     peft, tokenizer = peft_model
     enc = tokenizer(PROMPTS[:2], return_tensors="pt", padding=True, add_special_tokens=False)
-    with torch.no_grad(), BatchedLora(peft).apply(["r4", "r2", None]), pytest.raises(RuntimeError, match="3 rows"):
+    with torch.no_grad(), BatchedLora(peft).apply(["r4", "r2", None]), pytest.raises(RuntimeError, match="set up for 3 rows"):
         peft(**enc)
 
 

@@ -35,7 +35,7 @@ class BatchedLora:
     def __init__(self, peft_model: Any, cache_size: int = 8):
         self.peft = peft_model
         self.cache_size = cache_size
-        self._stacks: OrderedDict[tuple[str, ...], dict[str, tuple[Any, Any]]] = OrderedDict()
+        self._stacks: OrderedDict[tuple[str, ...], dict[str, tuple[Any, Any, tuple[int, ...]]]] = OrderedDict()
         self._layers: list[tuple[str, Any]] | None = None
         self._supported: dict[frozenset[str], bool] = {}
 
@@ -138,8 +138,9 @@ class BatchedLora:
         def hook_for(a_cat: Any, b_cat: Any, rank_sizes: tuple[int, ...]):
             def add_delta(module: Any, args: tuple, out: Any) -> Any:
                 x = args[0]
-                if x.shape[0] != len(row_adapters):
-                    raise RuntimeError(f"batched LoRA was set up for {len(row_adapters)} rows, got {x.shape[0]}")
+                if x.dim() != 3 or x.shape[0] != len(row_adapters):  # (batch, tokens, features) expected
+                    raise RuntimeError(f"batched LoRA was set up for {len(row_adapters)} rows of (tokens, "
+                                       f"features), got an input of shape {tuple(x.shape)}")
                 h = x.to(a_cat.dtype) @ a_cat
                 if not uniform:
                     h = h * row_mask(rank_sizes, h.dtype, h.device)
