@@ -35,7 +35,7 @@ class LLMServer:
         # the engine's own LRU is a backstop sized above the multiplexed one, which is authoritative
         engine = PeftEngine(a.base_model, max_adapters=a.max_adapters + a.max_batch_size,
                             base_name=a.public_base_name())
-        self.core = ReplicaCore(engine, colour)
+        self.core = ReplicaCore(engine, colour, serve.get_replica_context().replica_id.unique_id)
         self._pending: dict = {}
 
         async def load(adapter_id: str):
@@ -84,14 +84,23 @@ class LLMServer:
 
 
 class _HandleColour:
-    def __init__(self, handle):
-        self.handle = handle
+    """One colour's deployment handle. With `route_by_adapter`, each request carries its adapter id as
+    the multiplexed model id, so Serve routes it to a replica already holding that adapter."""
+
+    def __init__(self, handle, route_by_adapter: bool = False):
+        self.handle, self.route_by_adapter = handle, route_by_adapter
+
+    def _for(self, payload: dict):
+        adapter = payload.get("adapter")
+        if self.route_by_adapter and adapter:
+            return self.handle.options(multiplexed_model_id=adapter["adapter_id"])
+        return self.handle
 
     async def generate(self, payload: dict) -> dict:
-        return await self.handle.generate.remote(payload)
+        return await self._for(payload).generate.remote(payload)
 
     async def stream(self, payload: dict):
-        async for event in self.handle.options(stream=True).stream.remote(payload):
+        async for event in self._for(payload).options(stream=True).stream.remote(payload):
             yield event
 
 
@@ -107,7 +116,8 @@ class Gateway:
         a = AppArgs(**args)
         settings = Settings.from_env()
         self.core = GatewayCore(store=Store(a.db_url or settings.db_url), source=make_source(a.adapter_source),
-                                backends={"blue": _HandleColour(blue), "green": _HandleColour(green)},
+                                backends={c: _HandleColour(h, a.route_by_adapter)
+                                          for c, h in (("blue", blue), ("green", green))},
                                 bases=[a.public_base_name()], metrics=ServingMetrics(ray_metrics=True),
                                 shadow_log=a.shadow_log or settings.home / "serving" / "shadow.jsonl")
 

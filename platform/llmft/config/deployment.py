@@ -52,6 +52,8 @@ class DeploymentSpec(StrictModel):
     replicas: int = Field(1, ge=1, description="Inference replicas per colour.")
     max_adapters_per_replica: int = Field(8, ge=1, description="LRU size of loaded adapters per replica.")
     max_batch_size: int = Field(8, ge=1, description="@serve.batch max batch size.")
+    route_by_adapter: bool = Field(False, description="Route requests to replicas already holding their adapter "
+                                                      "(Serve multiplexed routing; batches then hold one adapter).")
     http: HttpSpec = Field(default_factory=HttpSpec, description="Serve HTTP options.")
     adapter_source: str = Field("registry", description="Where adapters come from: `registry` or `dir:<root>`.")
     dashboard_url: str = Field("http://127.0.0.1:8265", description="Ray dashboard (Serve REST API) of the cluster.")

@@ -30,6 +30,10 @@ class AppArgs(StrictModel):
     replicas: int = Field(1, ge=1, description="Inference replicas per colour.")
     replica_cpus: float = Field(0.5, ge=0, description="CPUs reserved per inference replica.")
     replica_gpus: float = Field(0, ge=0, description="GPUs per inference replica (1 on GPU clusters).")
+    route_by_adapter: bool = Field(
+        False, description="Route each request to a replica that already holds its adapter (Serve multiplexed "
+                           "routing). Serve then batches per adapter; off, batches mix adapters in one pass. "
+                           "Turn on with several replicas per colour and more adapters than one replica holds.")
 
     def public_base_name(self) -> str:
         """The name callers use for the shared base: given, else the name recorded in its manifest."""

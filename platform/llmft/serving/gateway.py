@@ -130,6 +130,8 @@ class GatewayCore:
             raise ApiError(err.get("status", 503), err["message"], "invalid_request_error" if err.get("status") == 400
                            else "server_error", err.get("param"), err.get("code"))
         served.update(base_revision=result["base_revision"], base_model=result.get("base_name"))
+        if result.get("replica"):
+            served["replica"] = result["replica"]
         build = chat_body if kind == "chat" else completion_body
         out = build(body.model, result["text"], result["finish_reason"], result["prompt_tokens"],
                     result["completion_tokens"], served)
@@ -216,7 +218,8 @@ class GatewayCore:
                     else:
                         final = event
                         done = {**served, "base_revision": event.get("base_revision"),
-                                "base_model": event.get("base_name"), "usage": event.get("usage")}
+                                "base_model": event.get("base_name"), "usage": event.get("usage"),
+                                **({"replica": event["replica"]} if event.get("replica") else {})}
                         yield _sse(stream_chunk(kind, cid, body.model, None, event["finish_reason"], done))
                         break
                     event = await events.__anext__()

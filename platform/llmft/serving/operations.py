@@ -17,7 +17,8 @@ from llmft.serving.traffic import TrafficPolicy
 def app_args(spec: Any) -> AppArgs:
     return AppArgs(base_model=spec.base_model, adapter_source=spec.adapter_source,
                    max_adapters=spec.max_adapters_per_replica, max_batch_size=spec.max_batch_size,
-                   replicas=spec.replicas, replica_cpus=spec.replica_cpus, replica_gpus=spec.replica_gpus)
+                   replicas=spec.replicas, replica_cpus=spec.replica_cpus, replica_gpus=spec.replica_gpus,
+                   route_by_adapter=spec.route_by_adapter)
 
 
 def split_model(model: str) -> tuple[str, str | None, str | None]:

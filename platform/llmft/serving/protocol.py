@@ -168,7 +168,7 @@ def models_body(names: list[str], owners: dict[str, str]) -> dict:
 
 
 SERVED_HEADERS = {"base_revision": "x-llmft-base-revision", "adapter_version": "x-llmft-adapter-version",
-                  "colour": "x-llmft-colour", "adapter": "x-llmft-adapter"}
+                  "colour": "x-llmft-colour", "adapter": "x-llmft-adapter", "replica": "x-llmft-replica"}
 
 
 def served_headers(served: dict) -> dict[str, str]:

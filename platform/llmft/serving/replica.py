@@ -38,8 +38,13 @@ def error_dict(exc: Exception) -> dict:
 class ReplicaCore:
     """Turns payloads into engine calls; renders chat with the base model's chat template."""
 
-    def __init__(self, engine: PeftEngine, colour: str):
-        self.engine, self.colour = engine, colour
+    def __init__(self, engine: PeftEngine, colour: str, replica_id: str | None = None):
+        self.engine, self.colour, self.replica_id = engine, colour, replica_id
+
+    def _served(self) -> dict:
+        """What every result says about where it was produced."""
+        out = {"colour": self.colour, "base_name": self.engine.base_name}
+        return {**out, "replica": self.replica_id} if self.replica_id else out
 
     def to_request(self, payload: dict) -> GenRequest:
         params = SamplingParams(**{**payload["params"], "stop": tuple(payload["params"].get("stop") or ())})
@@ -76,14 +81,14 @@ class ReplicaCore:
         return out  # type: ignore[return-value]
 
     def _result(self, res: GenResult) -> dict:
-        return {**asdict(res), "colour": self.colour, "base_name": self.engine.base_name}
+        return {**asdict(res), **self._served()}
 
     def stream(self, payload: dict) -> Iterator[dict]:
         try:
             request = self.to_request(payload)
             for event in self.engine.stream(request):
                 if "finish_reason" in event:
-                    event = {**event, "colour": self.colour, "base_name": self.engine.base_name}
+                    event = {**event, **self._served()}
                 yield event
         except LlmftError as exc:
             yield error_dict(exc)
