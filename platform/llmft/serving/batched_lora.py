@@ -53,7 +53,7 @@ class BatchedLora:
         return self._layers
 
     def supports(self, names: set[str]) -> bool:
-        """Whether every named adapter is plain LoRA on linear layers (else use PEFT's path)."""
+        """Whether every named adapter is plain LoRA on linear layers (else the engine runs it alone)."""
         key = frozenset(names)
         if key not in self._supported:
             self._supported[key] = all(self._plain_lora(name) for name in names)
