@@ -1,9 +1,10 @@
 """Data-parallel engines behind one interface: DDP, DeepSpeed ZeRO-2/3 and FSDP2 (by hand, so it runs on CPU).
 
 The loop only calls `forward`, `backward`, `step`; checkpoints go through
-`full_trainable_state` (gathered on every rank, used by rank 0) and the optimizer
-state of rank 0 (DDP: replicated). DeepSpeed/FSDP shard optimizer state, which is
-not checkpointed: a resumed DeepSpeed/FSDP run restarts Adam moments (see README).
+`full_trainable_state` and `optimizer_state`, both called on every rank (collectives under
+FSDP / ZeRO-3) and saved by rank 0. DDP's optimizer state is replicated; FSDP's is gathered
+to full tensors and re-sharded on load (any world size). DeepSpeed's ZeRO partitions are not
+checkpointed: a resumed DeepSpeed run restarts Adam moments (see README).
 """
 
 from __future__ import annotations
@@ -259,10 +260,25 @@ class FSDPEngine(DDPEngine):
         return {names.get(k, k): v for k, v in state.items()}
 
     def optimizer_state(self) -> dict | None:
-        return None
+        """Adam moments gathered to full tensors keyed by parameter name (a collective: every rank
+        calls it; rank 0 gets the state, the others an empty dict)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        if not self.optimizer.state:  # before the first step: nothing to keep (and DCP would run a dummy step)
+            return None
+        full = get_optimizer_state_dict(self.inner, self.optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return {"optimizer": full, "scheduler": self.scheduler.state_dict(), "format": "fsdp-full"}
 
     def load_optimizer_state(self, state: dict) -> None:
-        return None
+        """Re-shard rank 0's full optimizer state onto this mesh (a collective)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        if state.get("format") != "fsdp-full":
+            return  # a checkpoint from an engine whose optimizer state does not map onto FSDP's
+        set_optimizer_state_dict(self.inner, self.optimizer, optim_state_dict=state["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def build_engine(model: Any, spec: TrainingSpec, total_steps: int, world_size: int, device: Any) -> DDPEngine:

@@ -225,6 +225,7 @@ class Session:
 
     def checkpoint(self, final: bool = False) -> None:
         trainable = self.engine.full_trainable_state()  # a collective under FSDP / ZeRO-3
+        optimizer_state = self.engine.optimizer_state()  # a collective under FSDP
         rngs = self.rt.gather(ck.rng_state())
         metrics = {"step": self.state.step, "val_loss": self.state.val_loss, "epoch": self.state.epoch,
                    "final": final, "epsilon": self.state.epsilon}
@@ -235,7 +236,7 @@ class Session:
         with tempfile.TemporaryDirectory(prefix="llmft-ckpt-") as tmp:
             out = Path(tmp) / name
             digest = ck.save(out, model=self.engine.inner, trainable=trainable,
-                             optimizer_state=self.engine.optimizer_state(), rng=rngs, state=self.state,
+                             optimizer_state=optimizer_state, rng=rngs, state=self.state,
                              meta={"val_loss": self.state.val_loss, "final": final})
             sha = ck.sha256_of(ck.weights_path(out))
             self.rt.report({**metrics, "manifest": digest, "weights_sha256": sha}, out, name)
