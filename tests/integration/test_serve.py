@@ -1,61 +1,28 @@
 """Serve end to end on a free port: the openai client, tenancy, streaming, a flip and a rollback under
 load with 0 failed requests, and an automatic SLO rollback. One app for the module (~2-3 min)."""
 
-import socket
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
 
+from tests.serve_fixtures import serve_app
+
 pytestmark = pytest.mark.integration
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(serving_adapters, tmp_path_factory):
-    import ray
-    from ray import serve
+    from llmft.serving.serve_backend import ServeBackend
 
-    from llmft.serving.app_config import AppArgs, serve_config
-    from llmft.serving.serve_backend import ServeBackend, serve_client
-    from llmft.store import Store
-
-    home = tmp_path_factory.mktemp("serve-home")
-    store = Store(f"sqlite:///{home / 'llmft.db'}")
-    for t in ("acme", "globex"):
-        store.create_tenant(t, "test")
-    keys = {"acme": store.create_api_key("acme", "developer", "test")[0],
-            "admin": store.create_api_key("acme", "admin", "test")[0],
-            "globex": store.create_api_key("globex", "developer", "test")[0]}
-    dash, metrics_port = _free_port(), _free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=dash, log_to_driver=False,
-             _metrics_export_port=metrics_port)
-    port = _free_port()
-    args = AppArgs(base_model=str(serving_adapters["base"]), base_name="tiny",
-                   adapter_source=f"dir:{serving_adapters['root']}", db_url=store.url if hasattr(store, "url")
-                   else f"sqlite:///{home / 'llmft.db'}", max_adapters=4, shadow_log=str(home / "shadow.jsonl"),
-                   replica_cpus=0.5)
     traffic = {"colours": {"blue": {"pins": {"acme/support": "1"}, "ready": True},
                            "green": {"pins": {"acme/support": "1"}, "ready": True}}}
-    config = serve_config("llm", args, traffic, port=port)
-    config["applications"][0]["deployments"][0]["ray_actor_options"] = {"num_cpus": 0.25}
-    dashboard_url = f"http://127.0.0.1:{dash}"
-    serve_client(dashboard_url).deploy_applications(config)
-    base_url = f"http://127.0.0.1:{port}"
-    from llmft.serving.deployments import wait_ready
-
-    wait_ready(base_url, 180)  # raises, naming the URL, if the app is not healthy in time
-    backend = ServeBackend(base_url=base_url, dashboard_url=dashboard_url, app_name="llm", api_key=keys["admin"])
-    yield {"base_url": base_url, "keys": keys, "backend": backend, "store": store, "home": home,
-           "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
-    serve.shutdown()
-    ray.shutdown()
+    with serve_app(serving_adapters, tmp_path_factory.mktemp("serve-home"), traffic, tenants=("acme", "globex"),
+                   max_adapters=4, replica_cpus=0.5) as app:
+        backend = ServeBackend(base_url=app["base_url"], dashboard_url=app["dashboard_url"], app_name="llm",
+                               api_key=app["keys"]["admin"])
+        yield {**app, "backend": backend}
 
 
 def _client(served, key="acme"):
