@@ -15,6 +15,7 @@ from typing import Any, Iterator, Protocol
 from llmft.errors import LlmftError
 from llmft.serving.adapters import AdapterCache, ResolvedAdapter
 from llmft.serving.batched_lora import BatchedLora
+from llmft.serving.stopping import FlagStop, RowStops, cut_at_stop
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" inside a mixed batch
 
@@ -77,12 +78,6 @@ class Engine(Protocol):
     def count_tokens(self, prompt: str) -> int: ...
 
     def info(self) -> dict: ...
-
-
-def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
-    """Text up to the earliest stop sequence, and whether one was found."""
-    hits = [text.find(s) for s in stops if s and s in text]
-    return (text[: min(hits)], True) if hits else (text, False)
 
 
 class PeftEngine:
@@ -223,7 +218,7 @@ class PeftEngine:
                                  add_special_tokens=False).to(self.device)
             width = enc["input_ids"].shape[1]
             limits = [r.params.max_tokens for r in reqs]
-            criteria = _RowStops(self.tokenizer, width, limits, [r.params.stop for r in reqs])
+            criteria = RowStops(self.tokenizer, width, limits, [r.params.stop for r in reqs])
             kwargs: dict[str, Any] = dict(max_new_tokens=max(limits), stopping_criteria=[criteria],
                                           pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy)
             if not params.greedy:
@@ -370,7 +365,7 @@ class PeftEngine:
             width = enc["input_ids"].shape[1]
             kwargs: dict[str, Any] = dict(max_new_tokens=params.max_tokens, streamer=streamer,
                                           pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy,
-                                          stopping_criteria=[_FlagStop(stop_flag)])
+                                          stopping_criteria=[FlagStop(stop_flag)])
             if params.greedy:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             else:
@@ -389,35 +384,3 @@ class PeftEngine:
                 "context_length": self.context_length, "resident_adapters": self.cache.resident(),
                 "capacity": self.cache.capacity, "hits": stats.hits, "misses": stats.misses,
                 "evictions": stats.evictions}
-
-
-class _RowStops:
-    """Per-row stopping: a row is done at its own max_tokens, at eos, or at one of its stop strings."""
-
-    def __init__(self, tokenizer: Any, width: int, limits: list[int], stops: list[tuple[str, ...]]):
-        self.tokenizer, self.width, self.limits, self.stops = tokenizer, width, limits, stops
-        self.eos = tokenizer.eos_token_id
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        n = input_ids.shape[1] - self.width
-        done = []
-        for row, limit in enumerate(self.limits):
-            new = input_ids[row, self.width:]
-            finished = n >= limit or bool((new == self.eos).any())
-            if not finished and self.stops[row]:
-                text = self.tokenizer.decode(new.tolist(), skip_special_tokens=True)
-                finished = cut_at_stop(text, self.stops[row])[1]
-            done.append(finished)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-class _FlagStop:
-    def __init__(self, flag: threading.Event):
-        self.flag = flag
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
