@@ -18,6 +18,16 @@ async def _send_error(send, status: int, kind: str, message: str, headers: list 
     await send({"type": "http.response.body", "body": body})
 
 
+def _replaying(body: bytes, receive):  # noqa: ANN001, ANN202
+    """An ASGI `receive` that hands the app the already-read `body` once, then defers to `receive`."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay():  # noqa: ANN202
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
 class BodyLimit:
     """Refuse bodies above `max_bytes` with 413, by Content-Length or while streaming."""
 
@@ -50,16 +60,7 @@ class BodyLimit:
                 return await _send_error(send, 413, "payload_too_large", message)
             if not msg.get("more_body"):
                 break
-        body, replayed = b"".join(chunks), False
-
-        async def replay():  # noqa: ANN202
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replaying(b"".join(chunks), receive), send)
 
 
 class Idempotency:
@@ -109,15 +110,7 @@ class Idempotency:
                                     (b"idempotent-replayed", b"true")]})
             await send({"type": "http.response.body", "body": data})
             return None
-        sent = False
-
-        async def replay_receive():  # noqa: ANN202
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
+        replay_receive = _replaying(body, receive)
         status, content_type, out = 500, None, []
 
         async def capture(msg):  # noqa: ANN001, ANN202

@@ -211,7 +211,9 @@ class PeftEngine:
     def _run(self, reqs: list[GenRequest]) -> list[GenResult]:
         torch = self._torch
         params = reqs[0].params
-        if self._plan([r.adapter for r in reqs]) == "split":
+        rows = [r.adapter for r in reqs]
+        plan = self._plan(rows)
+        if plan == "split":
             return self._run_split(reqs)
         with self.lock:
             enc = self.tokenizer([r.prompt for r in reqs], return_tensors="pt", padding=True,
@@ -227,7 +229,7 @@ class PeftEngine:
                     torch.manual_seed(params.seed)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
-            with torch.no_grad(), self._adapters_applied([r.adapter for r in reqs]) as (model, extra):
+            with torch.no_grad(), self._adapters_applied(rows, plan) as (model, extra):
                 output = model.generate(**enc, **extra, **kwargs)
         results = []
         for row, r in enumerate(reqs):
@@ -260,9 +262,9 @@ class PeftEngine:
         return "single" if len(names) == 1 and all(a is not None for a in rows) else "split"
 
     @contextmanager
-    def _adapters_applied(self, rows: list[ResolvedAdapter | None]) -> Iterator[tuple[Any, dict]]:
-        """The model to call and extra generate kwargs so that row i runs with `rows[i]` (resident)."""
-        plan = self._plan(rows)
+    def _adapters_applied(self, rows: list[ResolvedAdapter | None], plan: str) -> Iterator[tuple[Any, dict]]:
+        """The model to call and extra generate kwargs so that row i runs with `rows[i]` (resident),
+        following `plan` (from `_plan(rows)`)."""
         names = [a.peft_name if a is not None else None for a in rows]
         if plan == "base":
             if self.peft is not None and self.peft.peft_config:
@@ -372,7 +374,8 @@ class PeftEngine:
                 kwargs.update(temperature=params.temperature, top_p=params.top_p)
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
-            with torch.no_grad(), self._adapters_applied([request.adapter]) as (model, extra):
+            rows = [request.adapter]
+            with torch.no_grad(), self._adapters_applied(rows, self._plan(rows)) as (model, extra):
                 out = model.generate(**enc, **extra, **kwargs)
         new = out[0, width:].tolist()
         eos = self.tokenizer.eos_token_id

@@ -252,7 +252,9 @@ class FSDPEngine(DDPEngine):
             full = {k: v for k, v in self._peft_keys(state).items()}
         else:
             full = state
-        set_model_state_dict(self.inner, full, options=StateDictOptions(full_state_dict=True, strict=False))
+        # ranks other than 0 may hold an empty dict (a gathered snapshot lives on rank 0): rank 0's is broadcast
+        set_model_state_dict(self.inner, full, options=StateDictOptions(full_state_dict=True, strict=False,
+                                                                        broadcast_from_rank0=True))
 
     def _peft_keys(self, state: dict) -> dict:
         # adapter keys are saved without the adapter name: map them back onto the model's parameter names

@@ -218,25 +218,25 @@ class Session:
         return total / count if count else None
 
     def snapshot(self) -> dict:
-        """In-memory copy of everything a rollback restores."""
-        opt = self.engine.optimizer_state()
-        return {"trainable": self.engine.full_trainable_state(), "opt": copy.deepcopy(opt),
+        """In-memory copy of everything a rollback restores (gathering is a collective under FSDP / ZeRO-3)."""
+        return {"trainable": self.engine.full_trainable_state(), "opt": copy.deepcopy(self.engine.optimizer_state()),
                 "state": copy.deepcopy(self.state)}
 
-    def checkpoint(self, final: bool = False) -> None:
-        trainable = self.engine.full_trainable_state()  # a collective under FSDP / ZeRO-3
-        optimizer_state = self.engine.optimizer_state()  # a collective under FSDP
+    def checkpoint(self, final: bool = False) -> dict:
+        """Save a checkpoint (rank 0 writes); returns the snapshot of the same state, so the rollback
+        point does not gather weights and optimizer a second time."""
+        good = self.snapshot()
         rngs = self.rt.gather(ck.rng_state())
         metrics = {"step": self.state.step, "val_loss": self.state.val_loss, "epoch": self.state.epoch,
                    "final": final, "epsilon": self.state.epsilon}
         name = ck.dir_name(self.state.step)
         if self.rt.rank != 0:
             self.rt.report(metrics, None, None)
-            return
+            return good
         with tempfile.TemporaryDirectory(prefix="llmft-ckpt-") as tmp:
             out = Path(tmp) / name
-            digest = ck.save(out, model=self.engine.inner, trainable=trainable,
-                             optimizer_state=optimizer_state, rng=rngs, state=self.state,
+            digest = ck.save(out, model=self.engine.inner, trainable=good["trainable"],
+                             optimizer_state=good["opt"], rng=rngs, state=self.state,
                              meta={"val_loss": self.state.val_loss, "final": final})
             sha = ck.sha256_of(ck.weights_path(out))
             self.rt.report({**metrics, "manifest": digest, "weights_sha256": sha}, out, name)
@@ -247,6 +247,7 @@ class Session:
         pruned = ck.prune(self.cfg["run_uri"], self.spec.checkpoint.keep_last, log=self.log)
         if pruned:
             self.log(f"pruned checkpoints at steps {pruned}")
+        return good
 
     def run(self) -> dict:
         import torch
@@ -326,8 +327,7 @@ class Session:
             if self.tracker is not None and self.rt.rank == 0:
                 self.tracker.log_metrics(metrics, self.state.step)
             if self.state.step % spec.checkpoint.every_n_steps == 0 or at_end:
-                self.checkpoint(final=at_end)
-                good = self.snapshot()
+                good = self.checkpoint(final=at_end)
             if self.debug.get("step_delay_s"):
                 time.sleep(float(self.debug["step_delay_s"]))
             if self.debug.get("stop_at_step") == self.state.step:  # test hook: an interruption, no final save
