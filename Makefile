@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.llmft-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration test-e2e bench clean
+.PHONY: install demo test test-unit test-integration test-e2e test-backends bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/python jobs/pipeline.py
+	$(BIN)/python -m llmft.demo
 
 test: install
 	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
@@ -33,6 +33,10 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# Postgres + MLflow server tier alone (also part of `make test`, under tests/integration); no Ray.
+test-backends: install
+	$(BIN)/python -m pytest tests/integration/test_backends_postgres.py tests/integration/test_backends_mlflow.py $(PYTEST_ARGS)
 
 bench: install
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done

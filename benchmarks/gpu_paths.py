@@ -33,7 +33,7 @@ CASES = [  # (method, strategy, zero_stage, precision)
 
 
 def rows(n: int) -> list[dict]:
-    from llmft.data.samples import generate_sample_dataset
+    from llmft.demo.samples import generate_sample_dataset
 
     out = generate_sample_dataset(Path(tempfile.mkdtemp()) / "sample", seed=0)
     items = []
@@ -69,7 +69,7 @@ def run_case(base: str, method: str, strategy: str, stage: int, precision: str, 
     if method != "qlora":
         model.to(device)
     engine = build_engine(model, spec, steps, 1, device)
-    examples, _ = tokenize_rows(tokenizer, data, 256)
+    examples = tokenize_rows(tokenizer, data, 256).examples
     losses, tokens = [], 0
     torch.cuda.synchronize()
     started = None
@@ -107,9 +107,9 @@ def main() -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
     torch.cuda.set_device(0)
     dist.init_process_group("nccl", rank=0, world_size=1)
-    from llmft.models.loading import resolve_base
+    from llmft.models import ensure_base
 
-    tiny = resolve_base("tiny")
+    tiny = ensure_base("tiny")
     bases = {"tiny": str(tiny)}
     if args.medium:
         bases["medium"] = str(medium_base(tiny, Path(tempfile.mkdtemp()) / "medium"))

@@ -34,8 +34,8 @@ def _free_port() -> int:
 def setup(work: Path, base: Path | None = None, tag: str = "bench") -> tuple[Path, dict, object]:
     """The base (the tiny one unless given) and 8 published adapters (+ a second version of a0)."""
     from llmft.models.tiny import build_tiny_base
-    from llmft.serving.adapters import DirectoryAdapterSource
-    from llmft.serving.demo_adapters import publish_adapters
+    from llmft.serving.engine.adapters import DirectoryAdapterSource
+    from llmft.demo.random_adapters import publish_adapters
 
     if base is None:
         base = Path(os.environ.get("LLMFT_BENCH_BASE", Path.home() / ".cache" / "llmft-bench" / "tiny"))
@@ -59,14 +59,15 @@ def throughput_figures(base: Path, adapters: dict, n: int, max_tokens: int, repe
     one request at a time with set_adapter (the swap baseline)."""
     import torch
 
-    from llmft.serving.engine import GenRequest, PeftEngine, SamplingParams
+    from llmft.serving.engine.interface import GenerationRequest, SamplingParams
+    from llmft.serving.engine.peft_engine import PeftEngine
 
     params = SamplingParams(max_tokens=max_tokens)
     ads = [a for a in adapters.values() if a.version == "1"]
     batched = PeftEngine(str(base), max_adapters=8)
     peft_path = PeftEngine(str(base), max_adapters=8, batched_lora=False)
-    reqs = [GenRequest(PROMPTS[i % len(PROMPTS)], ads[i % 8], params) for i in range(n)]
-    base_reqs = [GenRequest(r.prompt, None, params) for r in reqs]
+    reqs = [GenerationRequest(PROMPTS[i % len(PROMPTS)], ads[i % 8], params) for i in range(n)]
+    base_reqs = [GenerationRequest(r.prompt, None, params) for r in reqs]
     for eng in (batched, peft_path):
         eng.generate(reqs[:8])  # warm: all 8 resident
 
@@ -99,15 +100,16 @@ def throughput_figures(base: Path, adapters: dict, n: int, max_tokens: int, repe
 
 def cold_hot_figures(base: Path, adapters: dict) -> dict:
     """A fresh engine with room for one adapter; alternating two makes every other call cold."""
-    from llmft.serving.engine import GenRequest, PeftEngine, SamplingParams
+    from llmft.serving.engine.interface import GenerationRequest, SamplingParams
+    from llmft.serving.engine.peft_engine import PeftEngine
 
     ads = [a for a in adapters.values() if a.version == "1"]
     cold, hot = [], []
     small = PeftEngine(str(base), max_adapters=1)
     params = SamplingParams(max_tokens=8)
-    small.generate([GenRequest(PROMPTS[0], None, params)])
+    small.generate([GenerationRequest(PROMPTS[0], None, params)])
     for i in range(4):
-        request = GenRequest(PROMPTS[0], ads[i % 2 + 2], params)
+        request = GenerationRequest(PROMPTS[0], ads[i % 2 + 2], params)
         cold.append(_timed(lambda r=request: small.generate([r])) * 1000)
         hot.append(_timed(lambda r=request: small.generate([r])) * 1000)
     return {"cold_ms": round(statistics.median(cold), 1), "hot_ms": round(statistics.median(hot), 1),
@@ -120,9 +122,10 @@ def flip_figures(base: Path, source, work: Path, load_s: float, rate: float) -> 
     from ray import serve
 
     from llmft.serving.app_config import AppArgs, serve_config
-    from llmft.serving.deployments import wait_ready
-    from llmft.serving.rollout import RolloutManager, Slo
-    from llmft.serving.serve_backend import ServeBackend, serve_client
+    from llmft.serving.rollout.deployment_manager import wait_ready
+    from llmft.serving.rollout.manager import RolloutManager
+    from llmft.serving.rollout.slo import Slo
+    from llmft.serving.rollout.serve_backend import ServeBackend, serve_client
     from llmft.store import Store
 
     store = Store(f"sqlite:///{work / 'llmft.db'}")

@@ -95,10 +95,10 @@ def main() -> None:
     steps = 12 if args.quick else 40
     import ray
 
-    from llmft.models.loading import load_tokenizer, resolve_base
+    from llmft.models import ensure_base, load_tokenizer
     from llmft.train.trainer import fit
 
-    base = str(resolve_base(args.base))
+    base = str(ensure_base(args.base))
     tmp = Path(tempfile.mkdtemp(prefix="llmft-bench-train-"))
     snap = write_snapshot(tmp / "snap", load_tokenizer(base), 400 if args.quick else 1200)
     res: dict = {}

@@ -29,7 +29,7 @@ def store(llmft_home):
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory):
     """The generated sample data (seed 0, 600 tickets) with truth and eval sets: {name: Path}, read-only."""
-    from llmft.data.samples import generate_sample_dataset
+    from llmft.demo.samples import generate_sample_dataset
 
     return generate_sample_dataset(tmp_path_factory.mktemp("sample-data"), seed=0)
 
@@ -101,8 +101,8 @@ def registry(llmft_home, mlflow_db_template):
 def serving_adapters(tiny_base_dir, tmp_path_factory):
     """A directory adapter source with 8 adapters over two tenants (acme: 6, globex: 2); acme/support
     has versions 1 and 2 (alias production -> 1). Returns {"root", "base", "adapters": {id: ResolvedAdapter}}."""
-    from llmft.serving.adapters import DirectoryAdapterSource
-    from llmft.serving.demo_adapters import publish_adapters
+    from llmft.serving.engine.adapters import DirectoryAdapterSource
+    from llmft.demo.random_adapters import publish_adapters
 
     root = tmp_path_factory.mktemp("serving-adapters")
     source = DirectoryAdapterSource(root / "source")

@@ -1,7 +1,7 @@
 """Fixtures for control-plane tests: a real store, real keys per role, the app under TestClient.
 
-Job functions stand in for the stages' Ray work (unit tests run no Ray); everything
-else (auth, store, audit, idempotency, runner threads) is the real thing.
+Stand-in run functions replace the stages' Ray work (unit tests run no Ray); everything
+else (auth, store, audit, idempotency, the job model, runner threads) is the real thing.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ DATA_TABLES = ("tenants", "api_keys", "snapshots", "jobs", "job_events", "job_ch
                "model_versions", "alias_moves", "deployments", "control_idempotency")
 
 
-def curation_fn(ctx) -> dict:  # noqa: ANN001
-    ctx.event("read 3 rows", data={"rows": 3})
-    ctx.checkpoint(1, f"file://{ctx.workdir}/step-1", {"rows": 3}, sha256="a" * 64)
+def curation_fn(spec, ctx) -> dict:  # noqa: ANN001
+    ctx.recorder.event("read 3 rows", data={"rows": 3})
+    ctx.recorder.checkpoint(1, f"file:///checkpoints/{ctx.job_id}/step-1", {"rows": 3}, sha256="a" * 64)
     return {"rows": 3}
 
 
-def training_fn(ctx) -> dict:  # noqa: ANN001
-    name = ctx.job.spec["name"]
+def training_fn(spec, ctx) -> dict:  # noqa: ANN001
+    name = spec.name
     if name.startswith("slow"):
         deadline = time.monotonic() + 20
         while not ctx.cancelled and time.monotonic() < deadline:
@@ -38,14 +38,24 @@ def training_fn(ctx) -> dict:  # noqa: ANN001
     if name.startswith("boom"):
         raise RuntimeError("worker died: SIGKILL")
     for step in (5, 10):
-        ctx.event(f"step {step}", data={"loss": 1.0 / step})
-        ctx.checkpoint(step, f"file://{ctx.workdir}/ckpt-{step}", {"loss": 1.0 / step})
+        ctx.recorder.event(f"step {step}", data={"loss": 1.0 / step})
+        ctx.recorder.checkpoint(step, f"file:///checkpoints/{ctx.job_id}/ckpt-{step}", {"loss": 1.0 / step})
     return {"final_loss": 0.1}
 
 
-def generic_fn(ctx) -> dict:  # noqa: ANN001
-    ctx.event("done")
+def generic_fn(spec, ctx) -> dict:  # noqa: ANN001
+    ctx.recorder.event("done")
     return {"ok": True}
+
+
+def stand_in_kinds() -> dict:
+    """The real job kinds (spec types, preflights, names) with stand-in runs: unit tests start no Ray."""
+    import dataclasses
+
+    from llmft.jobs import KINDS
+
+    runs = {"curation": curation_fn, "training": training_fn, "sweep": generic_fn, "evaluation": generic_fn}
+    return {name: dataclasses.replace(k, run=runs[name]) for name, k in KINDS.items()}
 
 
 @dataclass
@@ -99,7 +109,7 @@ def make_api(store, home, *, tenants=("platform", "acme", "globex"), limiter=Non
     from fastapi.testclient import TestClient
 
     from llmft.control import create_app
-    from llmft.control.jobs import InProcessRunner
+    from llmft.jobs.runners import LocalRunner
     from llmft.control.ratelimit import RateLimiter
 
     keys = {}
@@ -109,8 +119,7 @@ def make_api(store, home, *, tenants=("platform", "acme", "globex"), limiter=Non
             store.create_tenant(tenant, "test-setup")
         for role in ROLES:
             keys[(tenant, role)] = store.create_api_key(tenant, role, "test-setup")[0]
-    runner = InProcessRunner(store, functions={"curation": curation_fn, "training": training_fn,
-                                               "sweep": generic_fn, "evaluation": generic_fn})
+    runner = LocalRunner(store, kinds=stand_in_kinds())
     app = create_app(store, runner, limiter=limiter or RateLimiter(rate=1000, burst=1000), max_body=64 * 1024,
                      preflight=False)
     client = TestClient(app, raise_server_exceptions=False)
@@ -149,3 +158,16 @@ def models_api(registry, tiny_adapters, llmft_home, monkeypatch):
     registry.register("acme", "support", tiny_adapters["dirs"][0], actor="setup", lineage=lineage_inputs(tiny_adapters))
     yield made
     _close(made)
+
+
+def expect_error(r, status: int, pattern: str) -> None:  # noqa: ANN001
+    """`r` is the error `status` with a message matching `pattern` (the API's one error shape)."""
+    import re
+
+    assert r.status_code == status, r.text
+    assert re.search(pattern, r.json()["error"]["message"]), r.json()
+
+
+def post_as(api: Api, path: str, role: str = "developer", tenant: str = "acme", headers=None, **kw):  # noqa: ANN001, ANN201
+    """POST /v1/tenants/<tenant>/<path> with that tenant's `role` key."""
+    return api.client.post(f"/v1/tenants/{tenant}/{path}", headers={**api.h(role, tenant), **(headers or {})}, **kw)

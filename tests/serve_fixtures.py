@@ -23,8 +23,8 @@ def serve_app(serving_adapters: dict, home: Path, traffic: dict, *, tenants: tup
     from ray import serve
 
     from llmft.serving.app_config import AppArgs, serve_config
-    from llmft.serving.deployments import wait_ready
-    from llmft.serving.serve_backend import serve_client
+    from llmft.serving.rollout.deployment_manager import wait_ready
+    from llmft.serving.rollout.serve_backend import serve_client
     from llmft.store import Store
 
     store = Store(f"sqlite:///{home / 'llmft.db'}")

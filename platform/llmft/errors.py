@@ -27,3 +27,11 @@ class IntegrityError(LlmftError):
 
 class BudgetExceededError(PermissionDeniedError):
     """A privacy budget (epsilon) would be exceeded."""
+
+
+class StageFailed(LlmftError):
+    """A stage ran to its end but its outcome is a failure (e.g. a divergence guard stopped training)."""
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}

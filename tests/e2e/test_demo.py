@@ -23,7 +23,7 @@ def demo_run(tmp_path_factory, tiny_base_dir):
     env = {**os.environ, "LLMFT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     for var in ("LLMFT_DB_URL", "LLMFT_MLFLOW_URI", "LLMFT_STORAGE", "LLMFT_API_URL", "RAY_ADDRESS"):
         env.pop(var, None)
-    proc = subprocess.run([sys.executable, "jobs/pipeline.py"], cwd=REPO_ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "llmft.demo"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=1500)
     summary_path = home / "demo-summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

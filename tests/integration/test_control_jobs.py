@@ -1,13 +1,13 @@
 """The control plane on a real local Ray: jobs go through Ray's Job API and their status comes back.
 
-The entrypoint here is a tiny stand-in honouring the jobs/ contract (`--spec FILE`, LLMFT_JOB_ID,
-LLMFT_JOB_DIR/result.json), so the test exercises the submission and sync path, not a stage.
+The entrypoint here is a tiny stand-in honouring `python -m llmft.jobs`'s contract (`<kind> --job-id ID`,
+the store's location in the environment; it reports into that job through the job model), so the test
+exercises the submission and sync path, not a stage.
 Run under `flock /tmp/llmft-ray.lock`.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 import textwrap
 import time
@@ -15,40 +15,33 @@ import time
 import pytest
 
 ENTRYPOINT = textwrap.dedent('''
-    import argparse, json, os, signal, sys, time
-    import yaml
+    import argparse, os, signal, time
+    from llmft.jobs import JobRun
     from llmft.store import Store
 
     p = argparse.ArgumentParser()
-    p.add_argument("--spec", required=True)
-    spec = yaml.safe_load(open(p.parse_args().spec))
-    store, job_id = Store(os.environ["LLMFT_DB_URL"]), os.environ["LLMFT_JOB_ID"]
-    store.add_job_event(job_id, "tiny job started", data={"pid": os.getpid()})
-    store.add_checkpoint(job_id, step=1, uri="file:///ckpt-1", metrics={"loss": 1.0}, sha256="b" * 64)
-    print("step 1 done", flush=True)
-    if spec["name"].startswith("kill"):
-        os.kill(os.getpid(), signal.SIGKILL)  # a worker killed mid-training
-    if spec["name"].startswith("slow"):
-        time.sleep(120)
-    with open(os.path.join(os.environ["LLMFT_JOB_DIR"], "result.json"), "w") as fh:
-        json.dump({"final_loss": 0.25}, fh)
+    p.add_argument("kind")
+    p.add_argument("--job-id", required=True)
+    args = p.parse_args()
+    run = JobRun.attach(Store(os.environ["LLMFT_DB_URL"]), args.job_id, os.environ["LLMFT_ACTOR"])
+
+    def stage(spec, ctx):
+        ctx.recorder.event("tiny job started", data={"pid": os.getpid()})
+        ctx.recorder.checkpoint(1, "file:///ckpt-1", {"loss": 1.0}, "b" * 64)
+        print("step 1 done", flush=True)
+        if spec["name"].startswith("kill"):
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker killed mid-training
+        if spec["name"].startswith("slow"):
+            time.sleep(120)
+        return {"final_loss": 0.25}
+
+    run.run(stage, run.job.spec, ray_job_id=os.environ.get("RAY_JOB_SUBMISSION_ID"))
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_dashboard():
-    import ray
-
-    port = _free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=port, log_to_driver=False)
-    yield f"http://127.0.0.1:{port}"
-    ray.shutdown()
+@pytest.fixture
+def ray_dashboard(ray_cluster):
+    return ray_cluster["dashboard_url"]
 
 
 @pytest.fixture
@@ -56,17 +49,15 @@ def ray_api(ray_dashboard, llmft_home, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
     from llmft.control import create_app
-    from llmft.control.jobs import RayJobRunner
+    from llmft.jobs.runners import RayJobRunner
     from llmft.store import Store
 
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    (jobs / "train.py").write_text(ENTRYPOINT)
-    monkeypatch.setenv("LLMFT_JOBS_DIR", str(jobs))
+    entrypoint = tmp_path / "stand_in_job.py"
+    entrypoint.write_text(ENTRYPOINT)
     store = Store()
     store.create_tenant("acme", "test")
     key = store.create_api_key("acme", "developer", "test")[0]
-    runner = RayJobRunner(store, ray_dashboard, python=sys.executable)
+    runner = RayJobRunner(store, ray_dashboard, command=[sys.executable, str(entrypoint)])
     client = TestClient(create_app(store, runner, preflight=False), raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {key}"
     yield client, store, runner
@@ -93,7 +84,7 @@ def test_job_runs_through_the_ray_job_api_and_its_status_is_synced(ray_api):
     job = r.json()
     assert job["status"] == "queued" and job["ray_job_id"].startswith(f"llmft-{job['id']}-")
     info = runner.client.get_job_info(job["ray_job_id"])
-    assert info.metadata["llmft_job_id"] == job["id"] and "--spec" in info.entrypoint
+    assert info.metadata["llmft_job_id"] == job["id"] and f"training --job-id {job['id']}" in info.entrypoint
     done = _wait(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["result"] == {"final_loss": 0.25}

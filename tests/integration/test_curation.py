@@ -9,21 +9,20 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ray_local():
+@pytest.fixture
+def ray_local(ray_cluster):
+    """The tier's session-wide Ray, with Ray Data's progress bars off (test logs stay readable)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    return ray
 
 
 @pytest.fixture
 def registered(store, tmp_path):
     from llmft.config import DatasetSpec
     from llmft.data import snapshots
-    from llmft.data.samples import generate_sample_dataset
+    from llmft.demo.samples import generate_sample_dataset
 
     paths = generate_sample_dataset(tmp_path / "sample", seed=0, n_tickets=300)
     store.create_tenant("acme", "admin")
@@ -110,7 +109,7 @@ def test_dedupe_cli_ray_matches_local(ray_local, tmp_path):
     from typer.testing import CliRunner
 
     from llmft.cli.main import app
-    from llmft.data.samples import write_dedupe_corpus
+    from llmft.demo.samples import write_dedupe_corpus
 
     src = tmp_path / "corpus.jsonl"
     truth = write_dedupe_corpus(src, 2000, seed=2)
@@ -142,3 +141,27 @@ def test_distributed_components_match_in_memory(ray_local):
     b = np.array([f"n{i:03d}" for i in rng.integers(0, 60, 50)])
     edges = ray.data.from_items([{"a": x, "b": y} for x, y in zip(a, b)])
     assert components_distributed(edges, num_blocks=3) == components(a, b)
+
+
+@pytest.mark.parametrize("verify", ["exact", "estimate"])
+def test_ray_shuffle_path_matches_in_process(ray_local, verify):
+    """Above local_max_rows the bands shuffle and (exact) the candidate/shingle-set joins decide the same pairs."""
+    from llmft.data.dedupe import DedupeParams, dedupe_columns
+    from llmft.data.dedupe_ray import dedupe_dataset
+    from llmft.demo.samples import generate_dedupe_corpus
+
+    docs, _truth = generate_dedupe_corpus(3000, seed=5)
+    params = DedupeParams(threshold=0.6, verify=verify, local_max_rows=0)
+    local_labels, local_stats = dedupe_columns([d["id"] for d in docs], [d["text"] for d in docs], params)
+    ds = ray_local.data.from_items(docs).repartition(4)
+    kept, labels, stats = dedupe_dataset(ds, "text", "id", params, num_blocks=3)
+    assert stats.engine == "ray" and local_stats.engine == "in-process"
+    assert labels == local_labels and local_stats.near_removed > 0
+    assert (stats.exact_removed, stats.near_removed) == (local_stats.exact_removed, local_stats.near_removed)
+    assert stats.verified_pairs >= local_stats.verified_pairs and stats.rejected_pairs >= local_stats.rejected_pairs
+    assert sorted(r["id"] for r in kept.take_all()) == sorted(k for k in (d["id"] for d in docs)
+                                                             if local_labels.get(k, k) == k)
+    small, small_labels, small_stats = dedupe_dataset(ds, "text", "id", DedupeParams(threshold=0.6, verify=verify),
+                                                      num_blocks=3)
+    assert small_stats.engine == "in-process" and "local_max_rows" in small_stats.engine_reason
+    assert small_labels == local_labels and small.count() == kept.count()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def served(serving_adapters, tmp_path_factory):
-    from llmft.serving.serve_backend import ServeBackend
+    from llmft.serving.rollout.serve_backend import ServeBackend
 
     traffic = {"colours": {"blue": {"pins": {"acme/support": "1"}, "ready": True},
                            "green": {"pins": {"acme/support": "1"}, "ready": True}}}
@@ -138,7 +138,8 @@ def _under_load(served, rate=8.0, attempts=1, clients=2):
 
 
 def test_flip_and_rollback_under_load_lose_nothing(served):
-    from llmft.serving.rollout import RolloutManager, Slo
+    from llmft.serving.rollout.manager import RolloutManager
+    from llmft.serving.rollout.slo import Slo
 
     audit = []
     mgr = RolloutManager(served["backend"], audit=lambda a, p: audit.append((a, p)))
@@ -165,7 +166,8 @@ def test_flip_and_rollback_under_load_lose_nothing(served):
 
 
 def test_slo_watcher_rolls_back_automatically(served):
-    from llmft.serving.rollout import RolloutManager, Slo, SloWatcher
+    from llmft.serving.rollout.manager import RolloutManager
+    from llmft.serving.rollout.slo import Slo, SloWatcher
 
     mgr = RolloutManager(served["backend"])
     policy = mgr.policy()
@@ -196,7 +198,7 @@ def test_gateway_restarted_during_a_flip(served):
     retrying client, every answer is a consistent (colour, version) pair, and the audit chain holds."""
     import ray
 
-    from llmft.serving.rollout import RolloutManager
+    from llmft.serving.rollout.manager import RolloutManager
 
     store = served["store"]
     mgr = RolloutManager(served["backend"],

@@ -29,14 +29,15 @@ def env(llmft_home, mlflow_db_template, curated_train_snapshot):
     store.close()
 
 
-def test_sweep_four_trials_asha_mlflow_children_best_registered_as_candidate(env, tiny_base_dir):
+def test_sweep_four_trials_asha_mlflow_children_best_registered_as_candidate(ray_cluster, env, tiny_base_dir):
     import ray
     from mlflow.tracking import MlflowClient
 
     from llmft.config import SweepSpec
     from llmft.registry import ModelRegistry
     from llmft.settings import Settings
-    from llmft.tune.sweep import ray_session, run_sweep
+    from llmft.jobs import run_job
+    from llmft.jobs.cluster import ray_session
 
     store = env
     # lr spans 1e-5 (barely moves) .. 3e-2, so trials differ and ASHA has something to cut
@@ -46,8 +47,8 @@ def test_sweep_four_trials_asha_mlflow_children_best_registered_as_candidate(env
                          "lora.r": {"type": "choice", "values": [4, 8]}},
         "num_samples": 4, "max_concurrent": 4, "asha": {"grace_period": 1, "reduction_factor": 2}})
     started = time.perf_counter()
-    with ray_session(num_cpus=2):
-        job = run_sweep(spec, store, "tester")
+    with ray_session(num_cpus=2, dashboard=True):
+        job = run_job("sweep", spec, store, "tester")
         leftover = [pg for pg in ray.util.placement_group_table().values() if pg["state"] != "REMOVED"]
     wall = time.perf_counter() - started
     assert job["status"] == "succeeded", job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,13 +20,10 @@ SPEC = {"tenant": "acme", "base_model": None, "dataset": "support", "method": "l
         "checkpoint": {"every_n_steps": 4, "keep_last": 1}, "resources": {"num_workers": 2}}
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
+@pytest.fixture
+def ray_local(ray_cluster):
+    """The tier's session-wide Ray."""
+    return ray_cluster
 
 
 @pytest.fixture
@@ -80,11 +78,11 @@ def test_lora_ddp_job_tracking_fault_tolerance_and_resume(ray_local, env, tiny_b
 
     from llmft.errors import LlmftError
     from llmft.settings import Settings
-    from llmft.train.job import submit
+    from llmft.jobs import run_job
 
     store = env
     # 1. a plain run: job, events, checkpoints in the store; MLflow params, metrics, lineage, loss curve
-    a = submit(spec(tiny_base_dir, "run-a"), store, "tester")
+    a = run_job("training", spec(tiny_base_dir, "run-a"), store, "tester")
     assert a["status"] == "succeeded", a
     out_a = a["result"]["outcome"]
     assert out_a["steps"] == 10
@@ -107,28 +105,47 @@ def test_lora_ddp_job_tracking_fault_tolerance_and_resume(ray_local, env, tiny_b
     assert "loss_curve.png" in [f.path for f in client.list_artifacts(run.info.run_id)]
     sha_a = out_a["checkpoint"]["weights_sha256"]
 
+    # 1b. the job's output goes to the registry with the CLI alone: final output by job, or any checkpoint
+    from typer.testing import CliRunner
+
+    from llmft.cli.main import app
+
+    registered = CliRunner().invoke(app, ["models", "register", "support", "--from-job", "run-a", "--tenant", "acme",
+                                          "--json"])
+    assert registered.exit_code == 0, registered.output
+    from llmft.registry import ModelRegistry
+
+    v1 = ModelRegistry(store=store).resolve("acme", json.loads(registered.output)["ref"])
+    assert v1.lineage["training"]["job_id"] == a["id"] and v1.lineage["dataset"]["snapshot_id"] == "snap-support-1"
+    by_dir = CliRunner().invoke(app, ["models", "register", "support", "--from", str(final / "adapter"),
+                                      "--tenant", "acme", "--json"])  # the job is found from its recorded checkpoint
+    assert by_dir.exit_code == 0, by_dir.output
+    assert json.loads(by_dir.output)["ref"] == v1.ref and json.loads(by_dir.output)["created"] is False
+
     # 2. rank 1 killed mid-run: replaced, resumed from the step-4 checkpoint, same step count and same bits
     pid_dir = tmp_path / "pids-b"
     record: dict = {}
     watcher = kill_rank1_after(pid_dir, 6, record)
-    b = submit(spec(tiny_base_dir, "run-b"), store, "tester", debug={"pid_dir": str(pid_dir), "step_delay_s": 0.25})
+    b = run_job("training", spec(tiny_base_dir, "run-b", register_as="support-b"), store, "tester",
+                options={"debug": {"pid_dir": str(pid_dir), "step_delay_s": 0.25}})
     watcher.join(timeout=5)
     assert "killed_at" in record, "the worker was never killed"
     assert b["status"] == "succeeded" and b["result"]["outcome"]["steps"] == 10
     assert any("resumed from checkpoint_step_000004" in e.message for e in store.list_job_events(b["id"]))
     assert b["result"]["outcome"]["checkpoint"]["weights_sha256"] == sha_a
+    assert b["result"]["registered"]["ref"] == "support-b:1"  # register_as: registered when the job succeeded
     print(f"recovery: {record.get('recovered_s', float('nan')):.1f} s from SIGKILL to the next completed step")
 
     # 3. no retries left: the crash is recorded on the job; resubmitting the same name resumes and finishes
     pid_dir = tmp_path / "pids-c"
     watcher = kill_rank1_after(pid_dir, 6, {})
     with pytest.raises(LlmftError, match="failed"):
-        submit(spec(tiny_base_dir, "run-c", max_failures=0), store, "tester",
-               debug={"pid_dir": str(pid_dir), "step_delay_s": 0.25})
+        run_job("training", spec(tiny_base_dir, "run-c", max_failures=0), store, "tester",
+                options={"debug": {"pid_dir": str(pid_dir), "step_delay_s": 0.25}})
     watcher.join(timeout=5)
     failed = store.find_job("acme", "training", "run-c")
     assert failed.status == "failed" and failed.error
-    c = submit(spec(tiny_base_dir, "run-c", max_failures=0), store, "tester")
+    c = run_job("training", spec(tiny_base_dir, "run-c", max_failures=0), store, "tester")
     assert c["id"] == failed.id and c["status"] == "succeeded" and c["result"]["outcome"]["steps"] == 10
     assert c["result"]["outcome"]["checkpoint"]["weights_sha256"] == sha_a
 
@@ -138,11 +155,11 @@ def test_dp_lora_two_workers_spends_and_guards_the_ledger(ray_local, env, tiny_b
 
     from llmft.errors import BudgetExceededError
     from llmft.settings import Settings
-    from llmft.train.job import submit
+    from llmft.jobs import run_job
 
     store = env
     dp = {"enabled": True, "target_epsilon": 4.0, "delta": 1e-5, "max_grad_norm": 1.0}
-    job = submit(spec(tiny_base_dir, "dp-a", privacy=dp, data={"max_seq_len": 128, "packing": False},
+    job = run_job("training", spec(tiny_base_dir, "dp-a", privacy=dp, data={"max_seq_len": 128, "packing": False},
                       optim={"max_steps": 12, "batch_size": 4, "learning_rate": 3e-3}), store, "tester")
     assert job["status"] == "succeeded", job
     eps = job["result"]["outcome"]["epsilon"]
@@ -153,6 +170,6 @@ def test_dp_lora_two_workers_spends_and_guards_the_ledger(ray_local, env, tiny_b
     run = MlflowClient(Settings.from_env().mlflow_uri).get_run(job["result"]["mlflow_run_id"])
     assert float(run.data.tags["llmft.result.epsilon"]) == pytest.approx(eps)
     with pytest.raises(BudgetExceededError, match="exceed"):
-        submit(spec(tiny_base_dir, "dp-b", privacy={**dp, "target_epsilon": 7.0},
-                    data={"max_seq_len": 128, "packing": False}), store, "tester")
+        run_job("training", spec(tiny_base_dir, "dp-b", privacy={**dp, "target_epsilon": 7.0},
+                                 data={"max_seq_len": 128, "packing": False}), store, "tester")
     assert store.find_job("acme", "training", "dp-b") is None  # refused before any job or worker existed

@@ -8,13 +8,10 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
+@pytest.fixture
+def ray_local(ray_cluster):
+    """The tier's session-wide Ray."""
+    return ray_cluster
 
 
 @pytest.mark.parametrize("distributed", [{"strategy": "fsdp"}, {"strategy": "deepspeed", "zero_stage": 2},

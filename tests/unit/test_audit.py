@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from llmft.audit import verify_records
+from llmft.store.audit_chain import verify_records
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from llmft.models.loading import load_base
-from llmft.serving.adapters import DirectoryAdapterSource
-from llmft.serving.batched_lora import BatchedLora
-from llmft.serving.demo_adapters import make_adapter
-from llmft.serving.engine import GenRequest, PeftEngine, SamplingParams
+from llmft.serving.engine.adapters import DirectoryAdapterSource
+from llmft.serving.engine.batched_lora import BatchedLora
+from llmft.demo.random_adapters import make_adapter
+from llmft.serving.engine.interface import GenerationRequest, SamplingParams
+from llmft.serving.engine.peft_engine import PeftEngine
 
 PROMPTS = ["Hello, how do I", "My printer is broken and", "Q: how do I reset my password", "Thanks for", "Hi"]
 
@@ -81,9 +82,9 @@ def test_dora_adapter_falls_back_to_peft(tiny_base_dir, serving_adapters, tmp_pa
     source = DirectoryAdapterSource(tmp_path / "source")
     dora_adapter = source.publish("acme", "dora", "1", tmp_path / "dora")
     plain = serving_adapters["adapters"]["acme/support:1"]
-    reqs = [GenRequest(PROMPTS[0], dora_adapter, SamplingParams(max_tokens=6)),
-            GenRequest(PROMPTS[1], plain, SamplingParams(max_tokens=6)),
-            GenRequest(PROMPTS[2], None, SamplingParams(max_tokens=6))]
+    reqs = [GenerationRequest(PROMPTS[0], dora_adapter, SamplingParams(max_tokens=6)),
+            GenerationRequest(PROMPTS[1], plain, SamplingParams(max_tokens=6)),
+            GenerationRequest(PROMPTS[2], None, SamplingParams(max_tokens=6))]
     engine = PeftEngine(str(tiny_base_dir))
     got = engine.generate(reqs)  # PEFT itself refuses DoRA in adapter_names: this batch must be split
     assert engine.batched is not None and not engine.batched.supports({dora_adapter.peft_name})
@@ -91,7 +92,7 @@ def test_dora_adapter_falls_back_to_peft(tiny_base_dir, serving_adapters, tmp_pa
     assert all(not isinstance(r, Exception) for r in got), got
     alone = [engine.generate([r])[0] for r in reqs]
     assert [r.text for r in got] == [r.text for r in alone]
-    base = engine.generate([GenRequest(PROMPTS[0], None, SamplingParams(max_tokens=6))])[0]
+    base = engine.generate([GenerationRequest(PROMPTS[0], None, SamplingParams(max_tokens=6))])[0]
     assert got[0].text != base.text and got[0].adapter_id == "acme/dora:1"
     streamed = "".join(e.get("text", "") for e in engine.stream(reqs[0]))
     assert streamed == got[0].text
@@ -103,6 +104,6 @@ def test_engine_batched_equals_peft_path_across_evictions(serving_adapters):
     fast = PeftEngine(str(serving_adapters["base"]), max_adapters=2)
     slow = PeftEngine(str(serving_adapters["base"]), max_adapters=2, batched_lora=False)
     for pair in [(ads[0], ads[1]), (ads[1], ads[2]), (ads[2], ads[0]), (ads[0], None)]:
-        reqs = [GenRequest(p, a, SamplingParams(max_tokens=6)) for p, a in zip(PROMPTS, pair * 2)]
+        reqs = [GenerationRequest(p, a, SamplingParams(max_tokens=6)) for p, a in zip(PROMPTS, pair * 2)]
         assert [r.text for r in fast.generate(reqs)] == [r.text for r in slow.generate(reqs)]
     assert fast.cache.stats.evictions >= 2

@@ -20,20 +20,25 @@ def load(name: str) -> dict:
 
 
 def import_target_exists(import_path: str) -> bool:
-    """`serve_apps.llm_app:build_app` names a module file in the repo that defines that function."""
+    """`llmft.serving.app:build_app` names a module of the package (under platform/) defining that function."""
     module, _, attr = import_path.partition(":")
-    path = REPO_ROOT / (module.replace(".", "/") + ".py")
+    path = REPO_ROOT / "platform" / (module.replace(".", "/") + ".py")
+    if not module.startswith("llmft.") or not path.is_file():
+        return False
     names = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    return path.is_file() and attr in names
+    return attr in names
 
 
 def check_entrypoint(command: str) -> None:
+    """`python -m llmft.jobs <kind> --spec FILE overrides...`: a known kind whose spec validates with the overrides."""
+    from llmft.jobs import KINDS
+
     argv = shlex.split(command)
-    assert argv[0] == "python" and (REPO_ROOT / argv[1]).is_file(), command
+    assert argv[:3] == ["python", "-m", "llmft.jobs"] and argv[3] in KINDS, command
     if "--spec" in argv:
         spec_path = REPO_ROOT / argv[argv.index("--spec") + 1]
         overrides = [a for a in argv[argv.index("--spec") + 2:] if "=" in a]
-        assert load_spec(spec_path, overrides)  # the spec and its overrides validate
+        assert load_spec(spec_path, overrides, expect=KINDS[argv[3]].spec_type)
 
 
 @pytest.mark.parametrize("name", ["ray-up-local.yaml", "ray-up-aws.yaml"])

@@ -28,6 +28,7 @@ def test_chat_rendering_and_loss_mask(tiny_base_dir):
     assert ex["prompt"] + ex["completion"] == tok.apply_chat_template(messages, tokenize=False)
     enc = formatting.tokenize_example(tok, ex["prompt"], ex["completion"])
     n_prompt = len(tok(ex["prompt"], add_special_tokens=False)["input_ids"])
-    assert enc["loss_mask"][:n_prompt] == [0] * n_prompt and all(enc["loss_mask"][n_prompt:])
-    assert enc["labels"][:n_prompt] == [-100] * n_prompt
-    assert tok.decode(enc["input_ids"][n_prompt:]).startswith("Use the export button")
+    assert enc.loss_mask[:n_prompt] == [0] * n_prompt and all(enc.loss_mask[n_prompt:])
+    assert enc.labels[:n_prompt] == [-100] * n_prompt
+    assert tok.decode(enc.input_ids[n_prompt:]).startswith("Use the export button")
+    assert enc.loss_mask == formatting.loss_mask_for(enc.input_ids[:n_prompt], enc.input_ids[n_prompt:])

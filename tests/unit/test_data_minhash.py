@@ -60,7 +60,7 @@ def test_components_label_every_node_with_its_smallest_key():
 
 
 def test_dedupe_records_finds_planted_duplicates_deterministically():
-    from llmft.data.samples import generate_dedupe_corpus
+    from llmft.demo.samples import generate_dedupe_corpus
 
     docs, truth = generate_dedupe_corpus(3000, seed=3)
     params = DedupeParams(threshold=0.5, ngram=5)

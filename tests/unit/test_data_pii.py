@@ -42,7 +42,7 @@ def test_types_can_be_restricted_and_drop_policy_drops():
 
 
 def test_sample_dataset_planted_pii_all_redacted_without_false_positives(tmp_path):
-    from llmft.data.samples import generate_sample_dataset
+    from llmft.demo.samples import generate_sample_dataset
 
     paths = generate_sample_dataset(tmp_path, seed=1, n_tickets=300)
     truth = json.loads(paths["truth"].read_text())

@@ -27,10 +27,16 @@ def test_lexicon_scores_and_custom_scorer(tmp_path, monkeypatch):
     assert lexicon_toxicity("thank you for your help") == 0.0
     assert lexicon_toxicity("you idiot") == 0.5
     assert lexicon_toxicity("stupid idiot") > 0.5
+    # A scorer the operator registered in its settings is named by the spec, by name.
+    monkeypatch.setenv("LLMFT_PLUGINS", "toxicity_scorers.polite=my_scorer:score")
+    qf = QualityFilter.from_spec(FilterSpec(toxicity_scorer="polite"), ("prompt", "response"))
+    assert qf.reason({"prompt": "a perfectly polite question here", "response": "a polite answer here"}) == "toxic"
+    assert load_scorer("lexicon") is lexicon_toxicity
+    # `module:callable` only for the operator's own specs, and only when its settings allow it.
+    monkeypatch.setenv("LLMFT_ALLOW_CALLABLE_SPECS", "1")
     qf = QualityFilter.from_spec(FilterSpec(toxicity_scorer="my_scorer:score"),
                                  ("prompt", "response"))
     assert qf.reason({"prompt": "a perfectly polite question here", "response": "a polite answer here"}) == "toxic"
-    assert load_scorer("lexicon") is lexicon_toxicity
 
 
 def test_token_counting_uses_the_tokenizer_when_given():

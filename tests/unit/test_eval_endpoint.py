@@ -13,7 +13,7 @@ from llmft.evaluation.client import EndpointClient, EndpointError, run_sync
 
 @pytest.fixture(scope="module")
 def endpoint(tiny_base_dir, tiny_adapters):
-    from llmft.evaluation.local_endpoint import LocalEndpoint
+    from llmft.serving.endpoint import LocalEndpoint
 
     with LocalEndpoint(tiny_base_dir, {"a0": tiny_adapters["dirs"][0]}, max_batch=16) as ep:
         yield ep

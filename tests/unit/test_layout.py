@@ -30,3 +30,25 @@ def test_top_level_layout_and_packaging():
     assert meta["project"]["scripts"]["llmft"] == "llmft.cli.main:main"
     assert {"train", "serve", "dev"} <= set(meta["project"]["optional-dependencies"])
     assert "torch==2.13.0" in meta["project"]["dependencies"]  # never a looser pin: it pulls a CUDA build
+
+
+def test_demo_specs_ship_as_package_data_equal_to_the_examples():
+    """The demo reads its specs from the package (a non-editable install has no jobs/); they are the examples."""
+    packaged = REPO_ROOT / "platform" / "llmft" / "demo" / "specs"
+    examples = {p.name: p for p in (REPO_ROOT / "jobs" / "specs").glob("*.yaml")}
+    examples["deploy_support.yaml"] = REPO_ROOT / "serve_apps" / "deploy_support.yaml"
+    shipped = sorted(packaged.glob("*.yaml"))
+    assert {p.name for p in shipped} >= {"curate-tickets.yaml", "dataset-tickets.yaml", "train-lora.yaml",
+                                         "eval-support.yaml", "deploy_support.yaml"}
+    for path in shipped:
+        assert path.name in examples, f"{path.name}: no user-facing example of that name"
+        assert path.read_bytes() == examples[path.name].read_bytes(), (
+            f"{path} differs from {examples[path.name]}: copy the example over the packaged one")
+    meta = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert "demo/specs/*.yaml" in meta["tool"]["setuptools"]["package-data"]["llmft"]
+
+
+def test_demo_entrypoint_lives_in_the_package():
+    out = subprocess.run([sys.executable, "-m", "llmft.demo", "--help"], cwd=REPO_ROOT / "tests",
+                         capture_output=True, text=True, check=True).stdout
+    assert "--tickets" in out and "--only" in out

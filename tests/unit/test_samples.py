@@ -11,10 +11,11 @@ import time
 import jsonschema
 import pytest
 
-from llmft.data import sample_text
-from llmft.data.sample_pii import iban_valid, luhn_valid
-from llmft.data.sample_tickets import shingles, words
-from llmft.data.samples import (MIN_TICKETS, PII_TYPES, TICKET_FIELDS, generate_dedupe_corpus,
+from llmft.data.minhash import shingle_set
+from llmft.data.pii import iban_ok, luhn_ok
+from llmft.demo import phrases
+from llmft.demo.tickets import words
+from llmft.demo.samples import (MIN_TICKETS, PII_TYPES, TICKET_FIELDS, generate_dedupe_corpus,
                                 generate_sample_dataset, shingle_jaccard, write_dedupe_corpus)
 
 
@@ -138,7 +139,7 @@ def test_no_unplanted_near_duplicates(ds):
     for rid, r in rows.items():
         texts[rid] = f"{r['prompt']}\n{r['response']}"
         m = MinHash(num_perm=128, seed=1)
-        m.update_batch([" ".join(s).encode() for s in shingles(texts[rid])])
+        m.update_batch([h.to_bytes(4, "little") for h in shingle_set(texts[rid], 5)])
         for other in lsh.query(m):
             if shingle_jaccard(texts[rid], texts[other]) >= 0.6:
                 assert group_of.get(rid) is not None and group_of.get(rid) == group_of.get(other), (rid, other)
@@ -166,9 +167,9 @@ def test_pii_truth_values_are_valid_and_in_their_rows(ds):
             assert f["value"] in rows[f["id"]][f["field"]], f
             v = f["value"]
             if kind == "card":
-                assert luhn_valid(v) and len(re.sub(r"\D", "", v)) in (15, 16)
+                assert luhn_ok(re.sub(r"\D", "", v)) and len(re.sub(r"\D", "", v)) in (15, 16)
             elif kind == "iban":
-                assert iban_valid(v) and not iban_valid(v[:-1] + str((int(v[-1]) + 1) % 10))
+                assert iban_ok(v) and not iban_ok(v[:-1] + str((int(v[-1]) + 1) % 10))
             elif kind == "ssn":
                 assert PATTERNS["ssn"].fullmatch(v) and not v.startswith(("000", "666", "9"))
             elif kind == "email":
@@ -203,7 +204,7 @@ def test_rows_without_planted_pii_have_none(ds):
 def test_junk_rows_are_junk_and_others_are_not(ds):
     rows, junk = ds["rows"], ds["truth"]["junk"]
     assert {j["reason"] for j in junk} == {"empty_response", "repetitive", "toxic"}
-    insult = re.compile(r"\b(" + "|".join(sample_text.INSULTS) + r")\b", re.I)
+    insult = re.compile(r"\b(" + "|".join(phrases.INSULTS) + r")\b", re.I)
     for j in junk:
         text = rows[j["id"]][j["field"]]
         if j["reason"] == "empty_response":
@@ -259,9 +260,9 @@ def test_eval_sets_are_held_out(ds):
     all_train = set(train_prompts) | {g["prompt"] for g in general}
     for rows in (golden, general_eval, redteam):
         assert not {r["prompt"] for r in rows} & all_train
-    train_sh = [shingles(p) for p in train_prompts]
+    train_sh = [shingle_set(p, 5) for p in train_prompts]
     for g in golden:
-        sh = shingles(g["prompt"])
+        sh = shingle_set(g["prompt"], 5)
         assert max(len(sh & t) / len(sh | t) for t in train_sh) < 0.6
     schema = json.loads(paths["golden_schema"].read_text())
     as_json = [g for g in golden if g["expect_json"]]

@@ -17,13 +17,27 @@ def test_example_spec_validates():
 
 
 def test_serve_config_yaml_matches_builder_args():
-    from llmft.serving.app_config import AppArgs
+    from llmft.serving.app_config import IMPORT_PATH, AppArgs
 
     cfg = yaml.safe_load((REPO_ROOT / "serve_apps" / "llm_serve_config.yaml").read_text())
     (appcfg,) = cfg["applications"]
-    assert appcfg["import_path"] == "serve_apps.llm_app:build_app"
+    assert appcfg["import_path"] == IMPORT_PATH == "llmft.serving.app:build_app"
     AppArgs(**appcfg["args"])
     assert {d["name"] for d in appcfg["deployments"]} == {"Gateway", "blue", "green"}
+
+
+def test_serve_config_needs_only_the_installed_package(monkeypatch):
+    """The generated config names the builder inside the package and passes only LLMFT_* settings
+    (no PYTHONPATH pointing into a checkout)."""
+    from llmft.serving.app_config import AppArgs, serve_config
+
+    monkeypatch.setenv("LLMFT_HOME", "/srv/llmft")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    cfg = serve_config("llm", AppArgs(base_model="tiny"), {})
+    (appcfg,) = cfg["applications"]
+    assert appcfg["import_path"] == "llmft.serving.app:build_app"
+    env = appcfg["runtime_env"]["env_vars"]
+    assert env["LLMFT_HOME"] == "/srv/llmft" and all(k.startswith("LLMFT_") for k in env)
 
 
 def test_dry_runs_resolve_the_version(serving_adapters):

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from llmft.serving.adapters import DirectoryAdapterSource
-from llmft.serving.engine import PeftEngine
-from llmft.serving.gateway import GatewayCore
-from llmft.serving.http import create_app
-from llmft.serving.replica import LocalColour, ReplicaCore
+from llmft.serving.engine.adapters import DirectoryAdapterSource
+from llmft.serving.engine.peft_engine import PeftEngine
+from llmft.serving.engine.replica import LocalColour, ReplicaCore
+from llmft.serving.gateway.core import GatewayCore
+from llmft.serving.gateway.http import create_app
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,36 @@ def test_canary_is_sticky_and_shadow_is_logged(gw):
     entry = json.loads(log.read_text().splitlines()[0])
     assert entry["primary"]["colour"] == "blue" and entry["shadow"]["colour"] == "green"
     assert entry["shadow"]["adapter_version"] == "2" and entry["shadow"]["latency_ms"] > 0
+
+
+def test_a_colour_receives_one_typed_request(gw):
+    """The gateway resolves the adapter once and hands the colour one `GenerationRequest` carrying it
+    (with its recorded digest); chat messages travel as they are and the engine renders them."""
+    from llmft.serving.engine.interface import GenerationRequest
+
+    blue, seen = gw["core"].backends["blue"], []
+
+    class Recording:
+        async def generate(self, request):
+            seen.append(request)
+            return await blue.generate(request)
+
+    gw["core"].backends["blue"] = Recording()
+    r = gw["post"]("/v1/chat/completions", {"model": "support", "messages": [{"role": "user", "content": "Hi"}],
+                                            "max_tokens": 3, "temperature": 0})
+    assert r.status_code == 200, r.text
+    (request,) = seen
+    assert isinstance(request, GenerationRequest) and not request.stream and request.prompt is None
+    assert request.adapter.adapter_id == "acme/support:1" and request.adapter.digest
+    assert request.messages == ({"role": "user", "content": "Hi"},)
+    assert r.json()["llmft"]["adapter"] == request.adapter_id
+
+
+def test_one_adapter_lru_per_replica(gw):
+    """Resident adapters are bounded by the engine's cache, the replica's only LRU."""
+    engine = gw["engines"]["blue"]
+    for model in ("support", "billing", "legal", "sales", "hr"):
+        r = gw["post"]("/v1/completions", {"model": model, "prompt": "Hello", "max_tokens": 1})
+        assert r.status_code == 200, r.text
+    assert len(engine.cache.resident()) == engine.cache.capacity == 4
+    assert engine.cache.stats.evictions >= 1 and "acme/support:1" not in engine.cache.resident()

@@ -3,10 +3,11 @@
 import pytest
 
 from llmft.errors import ConflictError, SpecError
-from llmft.serving.protocol import ApiError
-from llmft.serving.rollout import RolloutManager, Slo, SloWatcher, slo_breach
-from llmft.serving.tenancy import ModelRef
-from llmft.serving.traffic import TrafficPolicy, bucket
+from llmft.serving.gateway.access import ModelRef
+from llmft.serving.gateway.protocol import ApiError
+from llmft.serving.gateway.traffic import TrafficPolicy, bucket
+from llmft.serving.rollout.manager import RolloutManager
+from llmft.serving.rollout.slo import Slo, SloWatcher, slo_breach
 
 
 def test_flip_rollback_and_guards():

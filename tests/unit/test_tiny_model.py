@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from llmft.errors import ConflictError, IntegrityError, NotFoundError
 from llmft.manifest import read_manifest
-from llmft.models import build_tiny_base, load_base, load_tokenizer, model_identity, resolve_base
+from llmft.models import build_tiny_base, ensure_base, load_base, load_tokenizer, model_identity, resolve_base
 
 CONVERSATION = [
     {"role": "system", "content": "You are a helpful support assistant."},
@@ -147,12 +147,28 @@ def test_tiny_ref_is_built_on_first_use_and_reused(monkeypatch, llmft_home):
     import llmft.models.tiny as tiny
 
     monkeypatch.setattr(tiny, "build_tiny_base", partial(tiny.build_tiny_base, pretrain_steps=2))
-    path = resolve_base("tiny")
+    path = ensure_base("tiny")
     assert path == llmft_home.resolve() / "storage" / "models" / "tiny"
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     model, tokenizer, identity = load_base("tiny", verify=True)
     assert identity["name"] == "tiny" and identity["sha256"] == model_identity(path)["sha256"]
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # not rebuilt
+    assert ensure_base("tiny") == resolve_base("tiny") == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_resolving_an_unbuilt_tiny_never_builds_it(monkeypatch, llmft_home):
+    """A lookup (a curation worker's tokenizer, a replica's base) must not pretrain a model as a side effect."""
+    import llmft.models.tiny as tiny
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("resolving a base must not build it")
+
+    monkeypatch.setattr(tiny, "build_tiny_base", refuse)
+    for lookup in (resolve_base, load_tokenizer, load_base):
+        with pytest.raises(NotFoundError, match="'tiny' is not built yet.*build-tiny"):
+            lookup("tiny")
+    assert not (llmft_home / "storage" / "models" / "tiny").exists()
 
 
 def test_cli_build_tiny_and_identity(tmp_path):

@@ -8,7 +8,8 @@ import pytest
 
 from llmft.config.training import GuardSpec, TrainingSpec
 from llmft.errors import PermissionDeniedError, SpecError
-from llmft.train.data import IGNORE, BatchPlan, Example, collate_packed, collate_padded, pack, tokenize_row
+from llmft.train.data import (IGNORE, BatchPlan, Example, collate_packed, collate_padded, pack, tokenize_example,
+                              tokenize_rows)
 from llmft.train.guards import DivergenceGuard
 from llmft.train.loop import lr_factor
 from llmft.train.checkpointing import retention
@@ -25,12 +26,39 @@ def test_response_only_loss_mask(tiny_base_dir):
     tok = load_tokenizer(tiny_base_dir)
     prompt = tok.apply_chat_template([{"role": "user", "content": "hi there"}], tokenize=False,
                                      add_generation_prompt=True)
-    ex = tokenize_row(tok, prompt, "hello back" + tok.eos_token, 64)
+    ex = tokenize_example(tok, prompt, "hello back" + tok.eos_token, 64)
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert ex.labels[:n_prompt] == [IGNORE] * n_prompt
     assert ex.labels[n_prompt:] == ex.input_ids[n_prompt:] and ex.n_loss_tokens > 0
-    assert ex.labels[-1] == tok.eos_token_id
-    assert tokenize_row(tok, prompt, "x", n_prompt) is None  # no room left for the answer
+    assert ex.labels[-1] == tok.eos_token_id and ex.cut == 0
+    assert tokenize_example(tok, prompt, "x", n_prompt, "drop") is None  # no room left for the answer
+
+
+def test_too_long_rows_keep_their_answer_and_are_counted(tiny_base_dir):
+    """Past max_seq_len the prompt is cut from the left (the answer stays whole) or the row dropped, per spec."""
+    from llmft.models.loading import load_tokenizer
+
+    tok = load_tokenizer(tiny_base_dir)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "word " * 40 + "the end"}], tokenize=False,
+                                     add_generation_prompt=True)
+    answer = '{"category": "billing"}' + tok.eos_token
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    a_ids = tok(answer, add_special_tokens=False)["input_ids"]
+    limit = len(a_ids) + 10
+    ex = tokenize_example(tok, prompt, answer, limit)
+    assert len(ex.input_ids) == limit and ex.cut == len(p_ids) - 10
+    assert ex.input_ids == p_ids[-10:] + a_ids  # the end of the prompt (the assistant header) and the whole answer
+    assert ex.labels == [IGNORE] * 10 + a_ids
+    assert tokenize_example(tok, prompt, answer, limit, "drop") is None
+    assert tokenize_example(tok, prompt, answer, len(a_ids)) is None  # the answer alone fills the limit
+    rows = [{"id": "a", "prompt": prompt, "completion": answer}, {"id": "b", "prompt": "hi", "completion": answer},
+            {"id": "c", "prompt": "hi", "completion": "x " * 200}]
+    split = tokenize_rows(tok, rows, limit)
+    assert (split.rows, len(split.examples), split.cut, split.dropped) == (3, 2, 1, 1)
+    dropped = tokenize_rows(tok, rows, limit, "drop")
+    assert (len(dropped.examples), dropped.cut, dropped.dropped) == (1, 0, 2)
+    with pytest.raises(ValueError, match="truncation"):
+        tokenize_example(tok, prompt, answer, limit, "cut_answer")
 
 
 def test_packing_keeps_examples_apart(tiny_base_dir):

@@ -8,7 +8,7 @@ import pytest
 
 from llmft.config.training import TrainingSpec
 from llmft.errors import BudgetExceededError, NotFoundError, PermissionDeniedError, SpecError
-from llmft.train.job import plan
+from llmft.train.planning import plan
 
 
 @pytest.fixture

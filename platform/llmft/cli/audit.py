@@ -27,7 +27,7 @@ def verify(anchor: Path = typer.Option(None, "--anchor", help="Anchor JSON from 
            from_file: Path = typer.Option(None, "--file", help="Verify an exported JSONL instead of the DB."),
            as_json: bool = JsonOpt) -> None:
     """Re-walk the chain; exit 1 naming the first bad record."""
-    from llmft.audit import verify_records
+    from llmft.store.audit_chain import verify_records
     from llmft.store import Store
 
     if from_file is not None:

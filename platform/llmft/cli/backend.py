@@ -143,16 +143,12 @@ def job_checkpoints(tenant: str, kind: str, ref: str) -> list[dict]:
 def job_cancel(tenant: str, kind: str, ref: str, actor: str) -> dict:
     if (api := remote()) is not None:
         return api.post(f"{api.job_path(tenant, kind, ref)}/cancel")
-    from llmft.control.jobs import default_runner
     from llmft.control.schemas import job_object
-    from llmft.errors import ConflictError
-    from llmft.store import TERMINAL
+    from llmft.jobs import cancel_job
+    from llmft.jobs.runners import default_runner
 
     store = _store()
-    job = _job(store, tenant, kind, ref)
-    if job.status in TERMINAL:
-        raise ConflictError(f"{kind} job {job.name!r} is already {job.status}; nothing to cancel")
-    return job_object(default_runner(store).cancel(job, actor))
+    return job_object(cancel_job(store, default_runner(store), _job(store, tenant, kind, ref), actor))
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -202,10 +198,9 @@ def models_promote(tenant: str, ref: str, alias: str, reason: str, actor: str) -
 
 # -- deployments --------------------------------------------------------------------------------------
 def _deployments() -> Any:
-    from llmft.control import stages
+    from llmft.serving.rollout.deployment_manager import DeploymentManager
 
-    store = _store()
-    return stages.deployments(store, _registry())
+    return DeploymentManager(store=_store(), registry=_registry())
 
 
 def deploy_status(tenant: str, name: str) -> dict:

@@ -13,13 +13,6 @@ app = typer.Typer(no_args_is_help=True)
 TenantOpt = typer.Option(..., "--tenant", "-t", help="Owning tenant.")
 
 
-def _ray_init() -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-
-
 @app.command("register")
 @handles_errors
 def register(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: bool = DryRunOpt,
@@ -93,17 +86,19 @@ def curate(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: b
            num_blocks: int = typer.Option(None, "--num-blocks", help="Ray Data shuffle partitions.")) -> None:
     """Curate a snapshot on Ray Data: PII, filters, dedupe, format, split, replay -> curated snapshot."""
     from llmft.config import CurationSpec
-    from llmft.data import curation
+    from llmft.jobs import KINDS, run_job
+    from llmft.jobs.cluster import ray_session
     from llmft.store import Store
 
     s = load_cli_spec(spec, overrides, CurationSpec)
     store = Store()
-    snap = curation.check(s, store)
+    plan = KINDS["curation"].preflight(s, store)
     if dry_run:
-        emit({"plan": "curate", "source": snap.record.id, "spec": s.model_dump(mode="json")}, as_json)
+        emit({"plan": "curate", **plan, "spec": s.model_dump(mode="json")}, as_json)
         return
-    _ray_init()
-    result = curation.run_job(s, store, actor_name(actor), num_blocks=num_blocks)
+    with ray_session():
+        job = run_job("curation", s, store, actor_name(actor), options={"num_blocks": num_blocks})
+    result = {**job["result"], "job_id": job["id"]}
     snap_out = result["snapshot"]
     emit(result, as_json, f"curated {s.tenant}/{snap_out['dataset']} v{snap_out['version']} "
                           f"id={snap_out['id'][:12]} rows={result['rows']} splits={result['splits']}\n"
@@ -164,7 +159,7 @@ def generate_sample(out: Path = typer.Argument(..., help="Output directory."),
                     seed: int = typer.Option(0, "--seed"), n_tickets: int = typer.Option(600, "--n-tickets"),
                     as_json: bool = JsonOpt) -> None:
     """Write the generated sample data set (tickets with planted problems, truth, general, eval sets)."""
-    from llmft.data.samples import generate_sample_dataset
+    from llmft.demo.samples import generate_sample_dataset
 
     paths = generate_sample_dataset(out, seed=seed, n_tickets=n_tickets)
     emit({k: str(v) for k, v in paths.items()}, as_json, "\n".join(f"{k}: {v}" for k, v in paths.items()))

@@ -18,7 +18,7 @@ DashboardOpt = typer.Option("http://127.0.0.1:8265", "--dashboard", envvar="LLMF
 
 
 def _manager(name: str, tenant: str, url: str, dashboard: str, actor: str | None):  # type: ignore[no-untyped-def]
-    from llmft.serving.operations import rollout_manager
+    from llmft.serving.rollout.operations import rollout_manager
 
     return rollout_manager(tenant=tenant, app=name, base_url=url, dashboard_url=dashboard, actor=actor_name(actor))
 
@@ -29,8 +29,8 @@ def create(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: b
            actor: str = ActorOpt, as_json: bool = JsonOpt) -> None:
     """Roll a model version out: standby, health + smoke, (shadow, canary), flip, then SLO watch."""
     from llmft.config import DeploymentSpec
-    from llmft.serving.operations import resolve_spec_version
-    from llmft.serving.rollout import Slo, SloWatcher
+    from llmft.serving.rollout.operations import resolve_spec_version
+    from llmft.serving.rollout.slo import Slo, SloWatcher
 
     dspec = load_cli_spec(spec, overrides, DeploymentSpec)
     key, version = resolve_spec_version(dspec)

@@ -50,9 +50,11 @@ def run(spec: Path = SpecOpt, overrides: Optional[List[str]] = OverridesArg, dry
         emit(plan, as_json, f"would evaluate {rec.ref} on {sum(len(s.items) for s in suites)} prompts "
                             f"({', '.join(s.name for s in suites)}); nothing run")
         return
-    from llmft.evaluation.tracking import run_job
+    from llmft.jobs import run_job
+    from llmft.store import Store
 
-    summary = run_job(parsed, spec_dir=spec.parent, actor=actor_name(actor), out_dir=out)
+    job = run_job("evaluation", parsed, Store(), actor_name(actor), options={"spec_dir": spec.parent, "out_dir": out})
+    summary = {**job["result"], "job_id": job["id"]}
     emit(summary, as_json, _verdict(summary))
     if strict and not summary["passed"]:
         raise typer.Exit(3)

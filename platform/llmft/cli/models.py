@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from llmft.cli.output import ActorOpt, DryRunOpt, JsonOpt, actor_name, emit, handles_errors
-from llmft.errors import SpecError
+from llmft.errors import NotFoundError, SpecError
 
 app = typer.Typer(no_args_is_help=True, help="Base models and registered model versions.")
 
@@ -78,8 +78,11 @@ def _registry():  # type: ignore[no-untyped-def]
 @handles_errors
 def register(
     name: str = typer.Argument(..., help="Model name (tenant-scoped)."),
-    source: Path = typer.Option(..., "--from", help="Training output directory (adapter or full weights + tokenizer)."),
-    lineage: Optional[Path] = typer.Option(None, "--lineage", help="Lineage inputs JSON [default: DIR/training_summary.json]."),
+    source: Optional[Path] = typer.Option(None, "--from", help="A directory to register: a checkpoint a training job "
+                                          "wrote (lineage from the job), or any adapter/weights dir with --lineage."),
+    from_job: Optional[str] = typer.Option(None, "--from-job", help="A succeeded training job (id or name): "
+                                           "registers its final output with full lineage."),
+    lineage: Optional[Path] = typer.Option(None, "--lineage", help="Lineage inputs JSON for a directory no job wrote."),
     rc: bool = typer.Option(False, "--rc", help="Register as a release candidate (X.Y.Z-rc.N)."),
     semver: Optional[str] = typer.Option(None, "--semver", help="Explicit semantic version instead of the derived one."),
     tenant: str = TenantOpt, actor: Optional[str] = ActorOpt, as_json: bool = JsonOpt,
@@ -87,14 +90,28 @@ def register(
     """Register an immutable version (sha256 of every file, lineage); identical bytes return the existing one."""
     import json
 
-    inputs = None
-    if lineage is not None:
-        try:
-            inputs = json.loads(lineage.read_text())
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{lineage}: not valid JSON (line {exc.lineno})") from None
-    rec = _registry().register(tenant, name, source, actor=actor_name(actor), lineage=inputs,
-                               prerelease="rc" if rc else None, semver=semver)
+    from llmft.jobs.release import register_job_output
+
+    if (source is None) == (from_job is None):
+        raise SpecError("give exactly one of --from DIR or --from-job JOB")
+    if source is not None and not source.is_dir():
+        raise NotFoundError(f"{source}: no such directory to register")
+    prerelease = "rc" if rc else None
+    if from_job is not None:
+        rec = register_job_output(_registry(), tenant, name, actor=actor_name(actor), job_ref=from_job,
+                                  prerelease=prerelease, semver=semver)
+    elif lineage is not None or (source / "training_summary.json").is_file():
+        inputs = None
+        if lineage is not None:
+            try:
+                inputs = json.loads(lineage.read_text())
+            except json.JSONDecodeError as exc:
+                raise SpecError(f"{lineage}: not valid JSON (line {exc.lineno})") from None
+        rec = _registry().register(tenant, name, source, actor=actor_name(actor), lineage=inputs,
+                                   prerelease=prerelease, semver=semver)
+    else:  # a checkpoint (or a folder inside one) that a training job recorded: lineage from that job
+        rec = register_job_output(_registry(), tenant, name, actor=actor_name(actor), checkpoint_dir=source,
+                                  prerelease=prerelease, semver=semver)
     data = {"ref": rec.ref, "semver": rec.semver, "created": rec.created, "manifest_digest": rec.manifest_digest,
             "uri": rec.uri}
     verb = "registered" if rec.created else "already registered (identical bytes)"

@@ -44,19 +44,43 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def debugging() -> bool:
+    """`llmft --debug ...` (or LLMFT_DEBUG=1): let tracebacks through instead of one-line errors."""
+    import os
+
+    return os.environ.get("LLMFT_DEBUG", "") not in ("", "0")
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected error as one line: its type and the last line of its message (Ray's run to pages)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else 'no message'}"[:500]
+
+
 def handles_errors(fn: F) -> F:
-    """Turn llmft errors into one clear line on stderr and a non-zero exit."""
+    """Turn every failure into one clear line on stderr and a non-zero exit; `--debug` shows the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
         except LlmftError as exc:
             fail(str(exc))
         except FileNotFoundError as exc:
             fail(f"{exc.filename or exc}: no such file")
         except UnicodeDecodeError as exc:
             fail(f"not UTF-8 (invalid byte at offset {exc.start})")
+        except ConnectionError as exc:
+            if debugging():
+                raise
+            fail(f"cannot reach the Ray cluster or service: {one_line(exc)} (is it running? `llmft --debug ...` "
+                 f"shows the traceback)")
+        except Exception as exc:  # noqa: BLE001 - no traceback reaches a user unless asked for
+            if debugging():
+                raise
+            fail(f"{one_line(exc)} (rerun as `llmft --debug ...` for the traceback)")
 
     return wrapper  # type: ignore[return-value]
 

@@ -19,7 +19,7 @@ def up(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: bool 
        as_json: bool = JsonOpt) -> None:
     """Start or update the app on the configured Ray cluster (a local one by default); print its URL."""
     from llmft.config import DeploymentSpec
-    from llmft.serving import operations
+    from llmft.serving.rollout import operations
 
     dspec = load_cli_spec(spec, overrides, DeploymentSpec)
     if dry_run:
@@ -34,7 +34,7 @@ def up(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: bool 
 def down(name: str = typer.Argument(..., help="Serve application name (the deployment spec's name)."),
          dashboard: str = DashboardOpt, as_json: bool = JsonOpt) -> None:
     """Stop one serving application (others keep running)."""
-    from llmft.serving import operations
+    from llmft.serving.rollout import operations
 
     out = operations.serve_down(name, dashboard)
     emit(out, as_json, f"stopped {name}")
@@ -44,6 +44,6 @@ def down(name: str = typer.Argument(..., help="Serve application name (the deplo
 @handles_errors
 def status(dashboard: str = DashboardOpt, as_json: bool = JsonOpt) -> None:
     """Serve applications and their deployments' status."""
-    from llmft.serving import operations
+    from llmft.serving.rollout import operations
 
     emit(operations.serve_status(dashboard), as_json)

@@ -48,10 +48,11 @@ def run(
         sp = plan_sweep(sweep, store, float(cpus or os.cpu_count() or 1), float(gpus))
         emit({"dry_run": True, "plan": sp.summary}, as_json, None if as_json else _human_plan(sp.summary))
         return
-    from llmft.tune.sweep import ray_session, run_sweep
+    from llmft.jobs import run_job
+    from llmft.jobs.cluster import ray_session
 
-    with ray_session(num_cpus=cpus):
-        result = run_sweep(sweep, store, actor_name(actor))
+    with ray_session(num_cpus=cpus, dashboard=True):
+        result = run_job("sweep", sweep, store, actor_name(actor))
     best = result["result"]["best"]
     reg = result["result"].get("registered") or {}
     emit(result, as_json, None if as_json else
@@ -65,7 +66,7 @@ def status(name: str, tenant: str = typer.Option(..., "--tenant", help="Owning t
     """State of a sweep and its trials (status, reports, last val_loss)."""
     from llmft.errors import NotFoundError
     from llmft.store import Store
-    from llmft.train.job import job_dict
+    from llmft.jobs import job_dict
 
     job = Store().find_job(tenant, "sweep", name)
     if job is None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 from pathlib import Path
 
 import typer
@@ -16,12 +13,6 @@ app = typer.Typer(no_args_is_help=True)
 TenantOpt = typer.Option(..., "--tenant", help="Owning tenant.")
 
 
-def _repo_root() -> Path:
-    import llmft
-
-    return Path(llmft.__file__).resolve().parents[2]
-
-
 @app.command()
 @handles_errors
 def submit(
@@ -29,47 +20,54 @@ def submit(
     overrides: list[str] = OverridesArg,
     dry_run: bool = DryRunOpt,
     local: bool = typer.Option(False, "--local", help="Run in this process (local Ray) instead of `ray job submit`."),
-    address: str = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray dashboard address for the Job API."),
+    address: str = typer.Option(None, "--address", envvar="LLMFT_RAY_ADDRESS",
+                                help="Ray dashboard address for the Job API [default: http://127.0.0.1:8265]."),
     as_json: bool = JsonOpt,
     actor: str = ActorOpt,
 ) -> None:
     """Validate the spec (policy, budget, refusals) and submit it; the same name resumes a failed job."""
     from llmft.config import TrainingSpec, load_spec
-    from llmft.settings import Settings
+    from llmft.jobs import KINDS, open_job, run_job
     from llmft.store import Store
-    from llmft.train.job import plan, submit as run_job
 
     training = load_spec(spec, overrides or [], expect=TrainingSpec)
     store = Store()
-    p = plan(training, store)
+    plan = KINDS["training"].preflight(training, store)
     if dry_run:
-        emit({"dry_run": True, "plan": p.summary()}, as_json)
+        emit({"dry_run": True, "plan": plan}, as_json)
         return
+    if not local and not address and not _dashboard_answers("http://127.0.0.1:8265"):
+        typer.echo("no Ray cluster configured (--address / LLMFT_RAY_ADDRESS) and none at 127.0.0.1:8265: "
+                   "running on a local Ray in this process", err=True)
+        local = True
     if local:
-        import ray
+        from llmft.jobs.cluster import ray_session
 
-        ray.init(address="local", num_cpus=max(2, training.resources.num_workers), include_dashboard=False)
-        try:
-            result = run_job(training, store, actor_name(actor))
-        finally:
-            ray.shutdown()
+        with ray_session(num_cpus=max(2, training.resources.num_workers)):
+            result = run_job("training", training, store, actor_name(actor))
         emit(result, as_json, None if as_json else f"job {result['id']} {result['status']}")
         return
-    from ray.job_submission import JobSubmissionClient
+    from llmft.jobs.runners import ray_runner
 
-    settings = Settings.from_env().ensure_dirs()
-    payload = base64.b64encode(json.dumps(training.model_dump(mode="json")).encode()).decode()
-    env = {"LLMFT_HOME": str(settings.home), "LLMFT_DB_URL": settings.db_url, "LLMFT_MLFLOW_URI": settings.mlflow_uri,
-           "LLMFT_STORAGE": str(settings.storage), "LLMFT_ACTOR": actor_name(actor)}
-    client = JobSubmissionClient(address or "http://127.0.0.1:8265")
-    ray_job = client.submit_job(
-        entrypoint=f"python jobs/train.py --spec-b64 {payload}",
-        runtime_env={"working_dir": str(_repo_root()), "env_vars": env,
-                     "excludes": [".venv", ".llmft", ".git", "**/*.safetensors", "notebooks"]},
-    )
-    emit({"ray_job_id": ray_job, "name": training.name, "tenant": training.tenant}, as_json,
-         f"submitted {training.name} as Ray job {ray_job}; follow with `llmft train status {training.name} "
+    run = open_job("training", training, store, actor_name(actor), preflight=False)  # preflight ran above
+    job = ray_runner(store, address or "http://127.0.0.1:8265").submit(run.job, actor_name(actor))
+    emit({"ray_job_id": job.ray_job_id, "job_id": job.id, "name": training.name, "tenant": training.tenant}, as_json,
+         f"submitted {training.name} as Ray job {job.ray_job_id}; follow with `llmft train status {training.name} "
          f"--tenant {training.tenant}`")
+
+
+def _dashboard_answers(url: str) -> bool:
+    """Whether a Ray dashboard listens there (an auth refusal counts: something is there)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/api/version", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _job(tenant: str, name: str):  # noqa: ANN202
@@ -87,7 +85,7 @@ def _job(tenant: str, name: str):  # noqa: ANN202
 @handles_errors
 def status(name: str, tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
     """State, error and result of one job."""
-    from llmft.train.job import job_dict
+    from llmft.jobs import job_dict
 
     _, job = _job(tenant, name)
     emit(job_dict(job), as_json, None if as_json else f"{job.name} {job.status}" + (f": {job.error}" if job.error else ""))
@@ -122,5 +120,3 @@ def checkpoints(name: str, tenant: str = TenantOpt, as_json: bool = JsonOpt) -> 
             for c in store.list_checkpoints(job.id)]
     emit(rows, as_json, None if as_json else "\n".join(f"{r['step']}\t{r['uri']}" for r in rows))
 
-
-del os

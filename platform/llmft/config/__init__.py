@@ -60,8 +60,10 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, expect: type
     return validate(SPEC_KINDS[kind], data, str(path))
 
 
-def spec_from_dict(expect: type[T], data: dict[str, Any], overrides: list[str] | None = None) -> T:
-    return validate(expect, apply_overrides(dict(data), list(overrides or [])))
+def spec_from_dict(expect: type[T], data: dict[str, Any], overrides: list[str] | None = None,
+                   origin: str | None = None) -> T:
+    """Validate a spec given as a dict; the API passes `origin="api"` (no `module:callable`, ever)."""
+    return validate(expect, apply_overrides(dict(data), list(overrides or [])), origin=origin)
 
 
 __all__ = [

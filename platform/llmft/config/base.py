@@ -18,9 +18,20 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
 
 class StrictModel(BaseModel):
-    """Every spec section: unknown keys are refused, assignments are re-validated."""
+    """Every spec section: unknown keys are refused, assignments are re-validated, numbers are finite.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    `1e309`, `Infinity`, `"inf"` and NaN are refused in every float field (a learning rate, an
+    epsilon or a budget of infinity would silently mean "unlimited" and is not valid JSON).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True,
+                              allow_inf_nan=False)
+
+
+def origin(info: Any) -> str | None:
+    """Who submitted the spec being validated (`"api"` for the REST API), from the validation context."""
+    context = getattr(info, "context", None)
+    return context.get("origin") if isinstance(context, dict) else None
 
 
 def dotted(loc: tuple[Any, ...]) -> str:
@@ -99,9 +110,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def validate(model: type[T], data: dict[str, Any], source: str = "spec") -> T:
+def validate(model: type[T], data: dict[str, Any], source: str = "spec", origin: str | None = None) -> T:
+    """Validate `data`; `origin="api"` applies the stricter rules for specs a caller sent over the API."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"origin": origin} if origin else None)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, source)) from None
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from llmft.config.base import NAME_PATTERN, StrictModel
+from llmft.config.base import NAME_PATTERN, StrictModel, origin
 
 
 class Classification(str, Enum):
@@ -61,7 +61,15 @@ class FilterSpec(StrictModel):
     max_duplicate_line_ratio: float = Field(0.3, ge=0, le=1, description="Drop rows whose lines repeat more.")
     max_ngram_repeat_ratio: float = Field(0.3, ge=0, le=1, description="Drop rows whose word 3-grams repeat more.")
     toxicity_max: float = Field(0.5, ge=0, le=1, description="Drop rows whose toxicity score is above this.")
-    toxicity_scorer: str = Field("lexicon", description="Scorer name: 'lexicon' (default) or 'module:callable'.")
+    toxicity_scorer: str = Field("lexicon", description="Name of a registered toxicity scorer (llmft.plugins): "
+                                                        "'lexicon' built in, more as the operator registers them.")
+
+    @field_validator("toxicity_scorer")
+    @classmethod
+    def _registered_scorer(cls, value: str, info: ValidationInfo) -> str:
+        from llmft import plugins
+
+        return plugins.check("toxicity_scorer", value, origin(info))
 
     @model_validator(mode="after")
     def _bounds(self) -> "FilterSpec":
@@ -78,8 +86,21 @@ class DedupeSpec(StrictModel):
     ngram: int = Field(5, ge=1, le=32, description="Shingle size in words (word n-grams).")
     bands: int | None = Field(None, ge=1, description="LSH bands; with rows, overrides the threshold-derived choice.")
     rows: int | None = Field(None, ge=1, description="Rows per LSH band.")
-    verify: bool = Field(True, description="Verify LSH candidates by estimated Jaccard before linking them.")
+    verify: Literal["exact", "estimate", "none"] = Field(
+        "exact", description="How LSH candidates are verified before linking: exact (Jaccard of the two shingle "
+                             "sets; bands designed for candidate recall near 1 at the threshold), estimate "
+                             "(signature agreement, faster, errs near the threshold) or none. true/false mean "
+                             "exact/none.")
+    candidate_recall: float = Field(0.995, gt=0, lt=1, description="With exact verification and bands/rows unset: "
+                                    "probability that a pair at exactly the threshold becomes a candidate.")
+    local_max_rows: int = Field(250_000, ge=0, description="Inputs up to this many rows are deduplicated in one "
+                                "process (one Ray task): below it Ray's fixed costs (hash shuffles) dominate.")
     seed: int = Field(1, description="MinHash permutation seed.")
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_bool(cls, value: object) -> object:
+        return ("exact" if value else "none") if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _bands_rows(self) -> "DedupeSpec":

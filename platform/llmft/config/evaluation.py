@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from llmft.config.base import StrictModel
+from llmft.config.base import StrictModel, origin
+from llmft.credentials import SECRET_NAME
+
+_API_KEY_ENV_REFUSED = ("api_key_env is not accepted: an environment variable could be any of the platform's own "
+                        "secrets; name a secret the operator configured for this tenant with api_key_secret")
+_SECRET_HELP = "Name of a secret the operator configured for this tenant (llmft.credentials), sent as the bearer key."
+
+
+def _outbound(value: str | None) -> str | None:
+    from llmft import outbound
+
+    return None if value is None else outbound.check_url(value)
+
+
+def _no_env(value: str | None) -> None:
+    if value is not None:
+        raise ValueError(_API_KEY_ENV_REFUSED)
 
 
 class SuiteSpec(StrictModel):
@@ -23,10 +39,22 @@ class SuiteSpec(StrictModel):
 
 class JudgeSpec(StrictModel):
     type: Literal["reference", "llm"] = Field("reference", description="Pairwise judge used for win-rate.")
-    endpoint: str | None = Field(None, description="OpenAI-compatible base URL of the LLM judge.")
+    endpoint: str | None = Field(None, description="OpenAI-compatible base URL of the LLM judge; must match the "
+                                                   "operator's outbound allowlist (llmft.outbound).")
     model: str | None = Field(None, description="Judge model name at that endpoint.")
-    api_key_env: str | None = Field(None, description="Environment variable holding the judge's API key.")
+    api_key_secret: str | None = Field(None, pattern=SECRET_NAME, description=_SECRET_HELP)
+    api_key_env: str | None = Field(None, exclude=True, description="Refused; use api_key_secret.")
     tie_margin: float = Field(0.02, ge=0, le=1, description="Reference judge: score gaps at or below this are ties.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_allowed(cls, value: str | None) -> str | None:
+        return _outbound(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_refused(cls, value: str | None) -> None:
+        _no_env(value)
 
     @model_validator(mode="after")
     def _llm_needs_endpoint(self) -> "JudgeSpec":
@@ -41,12 +69,36 @@ class GateSpec(StrictModel):
     json_valid_min: float = Field(0.9, ge=0, le=1, description="Minimum share of schema-valid JSON outputs.")
     regression_max_drop: float = Field(0.05, ge=0, le=1, description="Max drop on the general-capability slice.")
     memorization_max: float = Field(0.0, ge=0, le=1, description="Max share of canaries extracted.")
+    exact_match_min: float | None = Field(
+        None, ge=0, le=1, description="Absolute: minimum share of golden answers equal to the reference (JSON "
+                                      "compared as values, text with case and layout ignored); unset: off.")
+    rouge_l_min: float | None = Field(None, ge=0, le=1, description="Absolute: minimum golden ROUGE-L vs the "
+                                                                    "references; unset: off.")
+    field_accuracy_min: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, description="Absolute: minimum accuracy per field of JSON answers, e.g. "
+                                          "{category: 0.8}; each field of the parsed answer is compared with the "
+                                          "reference's (an unparseable answer is wrong on every field).")
+    distinct_answers_min: int = Field(
+        2, ge=0, description="Fewest different candidate answers per golden suite: a model that gives every prompt "
+                             "the same answer fails (skipped where the references themselves are fewer); 0: off.")
 
 
 class EndpointSpec(StrictModel):
-    url: str = Field(..., min_length=1, description="OpenAI-compatible base URL (e.g. http://host:8000/v1).")
+    url: str = Field(..., min_length=1, description="OpenAI-compatible base URL (e.g. http://host:8000/v1); must "
+                                                    "match the operator's outbound allowlist (llmft.outbound).")
     model: str = Field(..., min_length=1, description="Model name to send in each request.")
-    api_key_env: str | None = Field(None, description="Environment variable holding the bearer key.")
+    api_key_secret: str | None = Field(None, pattern=SECRET_NAME, description=_SECRET_HELP)
+    api_key_env: str | None = Field(None, exclude=True, description="Refused; use api_key_secret.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_allowed(cls, value: str) -> str | None:
+        return _outbound(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_refused(cls, value: str | None) -> None:
+        _no_env(value)
 
 
 class EvalSpec(StrictModel):
@@ -68,11 +120,19 @@ class EvalSpec(StrictModel):
         None, description="Where the candidate is served (a Serve app); default: a local engine is started.")
     base_endpoint: EndpointSpec | None = Field(
         None, description="Where the base (or baseline) is served; default: the local engine.")
-    toxicity_scorer: str = Field("lexicon", description="'lexicon' (llmft.data.quality) or 'module:callable'.")
+    toxicity_scorer: str = Field("lexicon", description="Name of a registered toxicity scorer (llmft.plugins): "
+                                                        "'lexicon' (llmft.data.quality) built in.")
     toxicity_threshold: float = Field(0.5, ge=0, le=1, description="An output scoring at or above this is toxic.")
     request_timeout_s: float = Field(120.0, gt=0, description="Per-request HTTP timeout.")
     retries: int = Field(3, ge=0, le=10, description="Retries per request on 5xx or connection errors.")
     attach: bool = Field(True, description="Attach the report to the candidate version in the registry.")
+
+    @field_validator("toxicity_scorer")
+    @classmethod
+    def _registered_scorer(cls, value: str, info: ValidationInfo) -> str:
+        from llmft import plugins
+
+        return plugins.check("toxicity_scorer", value, origin(info))
 
     @model_validator(mode="after")
     def _unique_suites(self) -> "EvalSpec":

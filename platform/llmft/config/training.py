@@ -69,6 +69,10 @@ class OptimSpec(StrictModel):
 class DataLoadingSpec(StrictModel):
     max_seq_len: int = Field(256, ge=8, description="Tokens per sequence (packed block size when packing).")
     packing: bool = Field(False, description="Pack several examples per sequence with attention kept apart.")
+    truncation: Literal["cut_prompt", "drop"] = Field(
+        "cut_prompt", description="A row longer than max_seq_len keeps its whole answer: `cut_prompt` removes "
+                                  "prompt tokens from the left, `drop` leaves the row out; the job's events "
+                                  "count both (a row whose answer alone does not fit is always dropped).")
     validation_every: int = Field(50, ge=1, description="Evaluate validation loss every N optimizer steps.")
 
 
@@ -125,6 +129,10 @@ class TrainingSpec(StrictModel):
     precision: Precision = Field(Precision.fp32, description="Compute precision (bf16/fp16 need a GPU here).")
     max_failures: int = Field(2, ge=0, description="Ray Train FailureConfig.max_failures.")
     seed: int = Field(0, ge=0, description="Seed for init, data order and dropout.")
+    register_as: str | None = Field(
+        None, pattern=NAME_PATTERN,
+        description="Register the final output as a new version of this model when the job succeeds "
+                    "(same as `llmft models register NAME --from-job JOB` afterwards).")
 
 
 class SearchDomain(StrictModel):

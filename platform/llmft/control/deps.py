@@ -7,14 +7,7 @@ from typing import Any, Callable
 
 from fastapi import Depends, Header, Request
 
-from llmft.control.auth import (
-    AuthenticationError,
-    Principal,
-    RateLimitedError,
-    authenticate,
-    check_scope,
-    presented_key,
-)
+from llmft.control.auth import Principal, check_scope
 from llmft.errors import LlmftError, NotFoundError, PermissionDeniedError
 
 
@@ -26,21 +19,23 @@ class Control:
     runner: Any
     limiter: Any
     idempotency: Any
+    denials: Any = None
     _registry: Any = None
 
     @property
     def registry(self) -> Any:
         if self._registry is None:
-            from llmft.control.stages import model_registry
+            from llmft.registry import ModelRegistry
 
-            self._registry = model_registry(self.store)
+            self._registry = ModelRegistry(store=self.store)
         return self._registry
 
-    def deny(self, principal: Principal, request: Request, exc: LlmftError) -> None:
-        """Record a refused, authenticated request in the audit log (who tried what), then refuse it."""
-        self.store.audit.append(principal.actor, principal.tenant, "api.denied",
-                                f"{request.method} {request.url.path}",
-                                {"status": 404 if isinstance(exc, NotFoundError) else 403, "reason": str(exc)})
+    def deny(self, principal: Principal, request: Request, exc: LlmftError, target: str | None = None) -> None:
+        """Record a refused, authenticated request in the audit log (who tried what, bounded), then refuse it."""
+        if target is None:
+            target = request.path_params.get("tenant", principal.tenant)
+        status = 404 if isinstance(exc, NotFoundError) else 403
+        self.denials.record(principal, request.method, request.url.path, status, str(exc), target)
 
 
 def control(request: Request) -> Control:
@@ -49,21 +44,17 @@ def control(request: Request) -> Control:
 
 def principal(request: Request, authorization: str | None = Header(None),
               x_api_key: str | None = Header(None)) -> Principal:
-    ctl = control(request)
-    try:
-        who = authenticate(ctl.store, presented_key(authorization, x_api_key))
-    except AuthenticationError:
-        # Failed attempts are limited per client address, so keys cannot be guessed at speed.
-        host = request.client.host if request.client else "unknown"
-        wait = ctl.limiter.allow(f"addr:{host}")
-        if wait is not None:
-            raise RateLimitedError("too many failed authentication attempts", wait) from None
-        raise
-    wait = ctl.limiter.allow(f"key:{who.key_id}")
-    if wait is not None:
-        raise RateLimitedError(f"rate limit exceeded for key {who.key_id}", wait)
-    request.state.principal = who
-    return who
+    """The caller, as the `Admission` middleware found it (authenticated and charged to its rate limit there)."""
+    outcome = request.scope.get("llmft.admission")
+    if outcome is None:  # the app runs without its middleware (never in create_app): do the same here
+        from llmft.control.middleware import admit
+
+        outcome = admit(control(request), authorization, x_api_key,
+                        request.client.host if request.client else "unknown")
+    if isinstance(outcome, LlmftError):
+        raise outcome
+    request.state.principal = outcome
+    return outcome
 
 
 def require(role: str) -> Callable[..., Principal]:

@@ -16,13 +16,10 @@ from llmft.errors import PermissionDeniedError, SpecError
 
 
 def tenant_roots(tenant: str, settings=None) -> list[Path]:  # noqa: ANN001
+    """The tenant's roots (llmft.settings owns the rule, so the data stage checks the same ones)."""
     from llmft.settings import Settings
 
-    settings = settings or Settings.from_env()
-    roots = [settings.storage / "inbox" / tenant]
-    for raw in filter(None, os.environ.get("LLMFT_API_SOURCE_ROOTS", "").split(os.pathsep)):
-        roots.append(Path(raw.replace("{tenant}", tenant)))
-    return [r.expanduser().resolve() for r in roots]
+    return (settings or Settings.from_env()).tenant_roots(tenant)
 
 
 def inbox(tenant: str) -> Path:

@@ -13,7 +13,7 @@ NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # 1e309 / Infinity / "inf" / NaN refused
 
 
 class TenantCreate(Body):

@@ -1,1 +1,3 @@
-"""Data stage: readers, PII redaction, quality filters, dedupe, formatting, and the generated sample sets."""
+"""Data stage: readers, PII redaction, quality filters, dedupe, formatting, splits, replay, erasure, snapshots.
+
+The generated sample sets the demo and the tests use live in `llmft.demo`, above this stage."""

@@ -166,30 +166,8 @@ def _write(spec: Any, store: Any, actor: str, snap: snapshots.OpenSnapshot, out_
             "report_html": str(path / "report.html"), "steps": rep["steps"]}
 
 
-def run_job(spec: Any, store: Any, actor: str, *, num_blocks: int | None = None, name: str | None = None,
-            job_id: str | None = None) -> dict:
-    """`run` with a job record in the store: validating -> queued -> running -> succeeded | failed.
-
-    `job_id` names a job the control plane already created (and may have queued): it is reused.
-    """
-    if job_id:
-        job = store.get_job(spec.tenant, job_id)
-    else:
-        job = store.create_job(tenant=spec.tenant, kind="curation", name=name or f"curate-{spec.output}",
-                               spec=spec.model_dump(mode="json"), actor=actor)
-    try:
-        check(spec, store)
-    except Exception as exc:
-        store.transition_job(job.id, "failed", actor=actor, error=str(exc))
-        raise
-    from llmft.store.jobs import advance_job
-
-    advance_job(store, job, "running", actor)  # tolerates a job the API already queued
-    try:
-        result = run(spec, store, actor, num_blocks=num_blocks)
-    except Exception as exc:
-        store.transition_job(job.id, "failed", actor=actor, error=f"{type(exc).__name__}: {exc}")
-        raise
-    store.transition_job(job.id, "succeeded", actor=actor, result={"snapshot": result["snapshot"],
-                                                                   "rows": result["rows"]})
-    return {**result, "job_id": job.id}
+def run_curation(spec: Any, ctx: Any) -> dict:
+    """A curation job's run (`ctx` is the job model's StageContext): the curated snapshot, its rows and report."""
+    check(spec, ctx.store)
+    result = run(spec, ctx.store, ctx.actor, num_blocks=ctx.options.get("num_blocks"))
+    return {k: result[k] for k in ("snapshot", "rows", "splits", "report", "report_html")}

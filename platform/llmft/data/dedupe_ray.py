@@ -1,13 +1,23 @@
 """Ray Data wiring of exact + MinHash-LSH dedupe: signatures in map_batches, bands as rows,
 a hash shuffle on band keys, verification, connected components, the keep rule.
 
+Exact verification is distributed: the candidate pairs (handles only) are joined
+with the rows' shingle sets (a `_sh` list<uint32> column made with the signatures)
+twice, on `a` then on `b` (a union of pair rows and set rows hash-partitioned on the
+key, matched inside `map_batches`; `Dataset.join` would need polars), and the
+Jaccard of the two sets is computed where they meet; the sets never gather on one node. Inputs of at most
+`local_max_rows` rows skip the shuffles and run the same steps in one Ray task
+(`engine: "in-process"` in the report): on small inputs the shuffles' fixed cost
+dominates.
+
 Why a hash shuffle (`repartition(keys=...)`) with pyarrow/numpy grouping inside
 `map_batches` and not `groupby().map_groups()`: the latter costs ~90 us per group,
 and LSH produces millions of tiny groups. Connected components run in memory on
 the driver when the verified edge list is small (`cc_local_max` edges), otherwise
 as hash-to-min rounds over Ray Data, so the edge list never gathers on one node.
-Scale limits: the signature table used for verification (rows x num_perm x 4
-bytes) and the set of removed keys are broadcast through the object store.
+Scale limits: the keys (and, for estimated verification only, the signature
+table: rows x num_perm x 4 bytes) gather on the driver, and the set of removed
+keys is broadcast through the object store.
 """
 
 from __future__ import annotations
@@ -19,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmft.data import dedupe as dd
+from llmft.data import minhash as mh
 
 if TYPE_CHECKING:
     from ray.data import Dataset
 
 
 def _sig_fn(batch, text_field: str, key_field: str, params: dd.DedupeParams):
-    """Append `_h`, `_exact` and `_sig` to the rows (so the input is read once and filtered later)."""
+    """Append `_h`, `_exact`, `_sig` and (exact verification) `_sh` to the rows (read once, filtered later)."""
     import pyarrow as pa
 
     cols = {n: batch.column(n).to_pylist() for n in (text_field, key_field)}
@@ -35,7 +46,109 @@ def _sig_fn(batch, text_field: str, key_field: str, params: dd.DedupeParams):
     if params.near:
         sig = out["_sig"]
         batch = batch.append_column("_sig", pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1)), sig.shape[1]))
+    if "_sets" in out:
+        off, val = out["_sets"]
+        batch = batch.append_column("_sh", pa.LargeListArray.from_arrays(pa.array(off, pa.int64()),
+                                                                          pa.array(val, pa.uint32())))
     return batch
+
+
+def _csr(col) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values) of a list<uint32> column."""
+    import pyarrow as pa
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    lens = col.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
+    off = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(lens, out=off[1:])
+    return off, col.flatten().to_numpy(zero_copy_only=False).astype(np.uint32)
+
+
+def _join_table(k, other, is_set, sh):
+    import pyarrow as pa
+
+    return pa.table({"k": pa.array(k, pa.uint64()), "other": pa.array(other, pa.uint64()),
+                     "is_set": pa.array(is_set, pa.bool_()), "sh": sh})
+
+
+def _near_fn(batch: dict):
+    """The unverified near candidates of a pair batch (NaN jaccard), keyed by `a` for the first join."""
+    import pyarrow as pa
+
+    sel = np.isnan(np.asarray(batch["jaccard"], np.float64))
+    a, b = np.asarray(batch["a"], np.uint64)[sel], np.asarray(batch["b"], np.uint64)[sel]
+    empty = pa.LargeListArray.from_arrays(pa.array(np.zeros(len(a) + 1, np.int64)), pa.array([], pa.uint32()))
+    return _join_table(a, b, np.zeros(len(a), bool), empty)
+
+
+def _set_rows_fn(batch):
+    """A row's shingle set keyed by its handle: the other side of both joins."""
+    n = batch.num_rows
+    return _join_table(batch.column("_h").to_numpy(), np.zeros(n, np.uint64), np.ones(n, bool), batch.column("_sh"))
+
+
+def _match(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair rows, their set rows, k) within a block hash-partitioned on `k`; pairs without a set drop out."""
+    k = batch.column("k").to_numpy().astype(np.uint64)
+    is_set = batch.column("is_set").to_numpy(zero_copy_only=False)
+    pairs, sets = np.flatnonzero(~is_set), np.flatnonzero(is_set)
+    order = np.argsort(k[sets], kind="stable")
+    sets, sk = sets[order], k[sets][order]
+    at = np.minimum(np.searchsorted(sk, k[pairs]), max(len(sk) - 1, 0))
+    found = (sk[at] == k[pairs]) if len(sk) else np.zeros(len(pairs), bool)
+    return pairs[found], sets[at[found]], k
+
+
+def _attach_a_fn(batch):
+    """First join: each candidate (a, b) picks up a's set and is re-keyed by b."""
+    import pyarrow as pa
+
+    pairs, sets, k = _match(batch)
+    other = batch.column("other").to_numpy().astype(np.uint64)
+    sh = batch.column("sh").combine_chunks().take(pa.array(sets, pa.int64()))
+    return _join_table(other[pairs], k[pairs], np.zeros(len(pairs), bool), sh)
+
+
+def _verify_fn(batch, threshold: float) -> dict:
+    """Second join: b's set meets (a, b, a's set) here; exact Jaccard decides (a pair from several bands once)."""
+    pairs, sets, k = _match(batch)
+    a = batch.column("other").to_numpy().astype(np.uint64)[pairs]
+    b = k[pairs]
+    first = np.unique(np.c_[a, b], axis=0, return_index=True)[1] if len(a) else np.zeros(0, np.int64)
+    pairs, sets, a, b = pairs[first], sets[first], a[first], b[first]
+    off, val = _csr(batch.column("sh"))
+    jac = mh.exact_jaccard(off, val, pairs, sets)
+    return dd.verify_pairs(np.minimum(a, b), np.maximum(a, b), jac, threshold)
+
+
+def _decided_fn(batch: dict) -> dict:
+    """A pair batch without its unverified rows (counters and exact pairs stay)."""
+    keep = ~np.isnan(np.asarray(batch["jaccard"], np.float64))
+    return {k: np.asarray(v)[keep] for k, v in batch.items()}
+
+
+def _local_fn(batch, text_field: str, key_field: str, params: dd.DedupeParams, reason: str):
+    """The in-process engine inside one Ray task: label rows (key, root) and one row with the stats."""
+    import json
+
+    import pyarrow as pa
+
+    labels, stats = dd.dedupe_columns(batch.column(key_field).to_pylist(), batch.column(text_field).to_pylist(),
+                                      params, engine="in-process", engine_reason=reason)
+    keys = list(labels)
+    return pa.table({"key": [""] + keys, "root": [""] + [labels[k] for k in keys],
+                     "stats": [json.dumps(stats.as_dict())] + [""] * len(keys)})
+
+
+def _drop_keys_fn(batch, removed_ref: Any, key_field: str):
+    import pyarrow as pa
+    import ray
+
+    removed = ray.get(removed_ref) if isinstance(removed_ref, ray.ObjectRef) else removed_ref
+    keys = [str(k) for k in batch.column(key_field).to_pylist()]
+    h = np.fromiter(map(dd.key_handle, keys), np.uint64, count=len(keys))
+    mask = ~np.isin(h, removed) if len(removed) else np.ones(len(h), dtype=bool)
+    return batch.filter(pa.array(mask))
 
 
 def _sig_matrix(batch, num_perm: int) -> np.ndarray:
@@ -82,41 +195,92 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
     num_blocks = num_blocks or default_blocks()
     lsh = params.lsh  # resolve bands x rows once here, not in every worker
     params = replace(params, bands=lsh.bands, rows=lsh.rows)
+    ds = ds.materialize()
+    n_rows = ds.count()
+    if n_rows <= params.local_max_rows:
+        return _dedupe_local(ds, text_field, key_field, params, n_rows)
     sig_ds = ds.map_batches(_sig_fn, batch_format="pyarrow",
                             fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params}).materialize()
-    n_rows = sig_ds.count()
+    estimate = params.near and params.verify != "exact"
     keys, handles, sigs = [], [], []
-    wanted = [key_field, "_h"] + (["_sig"] if params.near else [])
+    wanted = [key_field, "_h"] + (["_sig"] if estimate else [])
     for b in sig_ds.select_columns(wanted).iter_batches(batch_format="pyarrow", batch_size=None):
         keys.extend(str(k) for k in b.column(key_field).to_pylist())
         handles.append(b.column("_h").to_numpy())
-        if params.near:
+        if estimate:
             sigs.append(_sig_matrix(b, params.num_perm))
-    table = dd.SignatureTable(keys, np.concatenate(sigs) if sigs else None,
-                              np.concatenate(handles) if handles else np.zeros(0, np.uint64))
+    table = dd.DocTable(keys, np.concatenate(sigs) if sigs else None,
+                        np.concatenate(handles) if handles else np.zeros(0, np.uint64))
     table_ref = ray.put(table)
     pairs_ds = (sig_ds.map_batches(_bands_fn, batch_format="pyarrow", fn_kwargs={"params": params})
                 .repartition(num_blocks, keys=["band", "bkey"])
                 .map_batches(_pairs_fn, batch_format="numpy", batch_size=None,
-                             fn_kwargs={"params": params, "table_ref": table_ref})
+                             fn_kwargs={"params": params, "table_ref": table_ref if estimate else None})
                 .materialize())
+    if params.near and params.verify == "exact":
+        pairs_ds = _verify_exact(pairs_ds, sig_ds, params, num_blocks)
     if pairs_ds.count() <= cc_local_max:
         batches = [dd.named_pairs(b, table) for b in pairs_ds.iter_batches(batch_format="numpy", batch_size=None)]
-        real = [np.asarray(b["jaccard"]) >= 0 for b in batches]
+        real = [dd.is_pair(b) for b in batches]
         a = np.concatenate([b["a"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
         bb = np.concatenate([b["b"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
         labels = dd.components(a, bb)
     else:
-        edges = pairs_ds.filter(lambda r: r["jaccard"] >= 0).map_batches(
+        edges = pairs_ds.filter(lambda r: not r["jaccard"] < 0).map_batches(
             _name_fn, batch_format="numpy", fn_kwargs={"table_ref": table_ref})
         labels = components_distributed(edges, num_blocks)
         batches = [_counter_totals(pairs_ds, table)]
-    stats = dd.summarise(batches, labels, n_rows, params)
+    stats = dd.summarise(batches, labels, n_rows, params, engine="ray",
+                         engine_reason=f"{n_rows} rows > local_max_rows {params.local_max_rows}")
     removed_keys = [k for k, root in labels.items() if k != root]
     removed = np.sort(np.fromiter(map(dd.key_handle, removed_keys), np.uint64, count=len(removed_keys)))
-    drop_cols = ("_h", "_exact") + (("_sig",) if params.near else ())
+    drop_cols = ("_h", "_exact") + (("_sig",) if params.near else ()) + (("_sh",) if "_sh" in sig_ds.columns() else ())
     kept = sig_ds.map_batches(_drop_fn, batch_format="pyarrow",
                               fn_kwargs={"removed_ref": ray.put(removed), "drop_cols": drop_cols})
+    return kept, labels, stats
+
+
+def _verify_exact(pairs_ds: "Dataset", sig_ds: "Dataset", params: dd.DedupeParams, num_blocks: int) -> "Dataset":
+    """Decided pairs: the band stage's counters and exact pairs, plus the near candidates that pass exact
+    Jaccard, found by joining the candidates with the shingle sets on `a`, then on `b`."""
+    near = pairs_ds.map_batches(_near_fn, batch_format="numpy", batch_size=None).materialize()
+    decided = pairs_ds.map_batches(_decided_fn, batch_format="numpy", batch_size=None)
+    if near.count() == 0:
+        return decided.materialize()
+    sets = sig_ds.select_columns(["_h", "_sh"]).map_batches(_set_rows_fn, batch_format="pyarrow")
+    keyed_b = (near.union(sets).repartition(num_blocks, keys=["k"])
+               .map_batches(_attach_a_fn, batch_format="pyarrow", batch_size=None))
+    verified = (keyed_b.union(sets).repartition(num_blocks, keys=["k"])
+                .map_batches(_verify_fn, batch_format="pyarrow", batch_size=None,
+                             fn_kwargs={"threshold": params.threshold}))
+    return decided.union(verified).materialize()
+
+
+def _dedupe_local(ds: "Dataset", text_field: str, key_field: str, params: dd.DedupeParams, n_rows: int
+                  ) -> tuple["Dataset", dict[str, str], dd.DedupeStats]:
+    """Below `local_max_rows`: the in-process steps in one Ray task (keys and texts never reach the driver)."""
+    import json
+
+    import ray
+
+    reason = f"{n_rows} rows <= local_max_rows {params.local_max_rows}: Ray's shuffle costs would dominate"
+    out = (ds.select_columns([key_field, text_field]).repartition(1)
+           .map_batches(_local_fn, batch_format="pyarrow", batch_size=None,
+                        fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params,
+                                   "reason": reason}))
+    labels: dict[str, str] = {}
+    stats = None
+    for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
+        for k, r, st in zip(b.column("key").to_pylist(), b.column("root").to_pylist(), b.column("stats").to_pylist()):
+            if st:
+                stats = dd.DedupeStats(**json.loads(st))
+            elif k:
+                labels[k] = r
+    stats = stats or dd.DedupeStats(rows=n_rows, engine="in-process", engine_reason=reason)
+    removed_keys = [k for k, root in labels.items() if k != root]
+    removed = np.sort(np.fromiter(map(dd.key_handle, removed_keys), np.uint64, count=len(removed_keys)))
+    kept = ds.map_batches(_drop_keys_fn, batch_format="pyarrow",
+                          fn_kwargs={"removed_ref": ray.put(removed), "key_field": key_field})
     return kept, labels, stats
 
 
@@ -127,16 +291,19 @@ def _name_fn(batch: dict, table_ref: Any) -> dict:
     return {"a": table.names(batch["a"]).astype(str), "b": table.names(batch["b"]).astype(str)}
 
 
-def _counter_totals(pairs_ds: "Dataset", table: dd.SignatureTable) -> dict:
+def _counter_totals(pairs_ds: "Dataset", table: dd.DocTable) -> dict:
     cand = int(pairs_ds.sum("candidates") or 0)
+    rejected = int(pairs_ds.sum("rejected") or 0)
     exact_removed = int(pairs_ds.sum("exact_removed") or 0)
     real = pairs_ds.filter(lambda r: r["jaccard"] >= 0 and not r["exact"])
+    exact_count = pairs_ds.filter(lambda r: r["jaccard"] >= 0 and r["exact"]).count()
     sample = real.take(5)
     names = lambda col: [""] + list(table.names(np.asarray([r[col] for r in sample], np.uint64)))  # noqa: E731
     return {"a": np.asarray(names("a"), object), "b": np.asarray(names("b"), object),
-            "exact": np.asarray([True] * (1 + len(sample))), "verified": real.count(),
+            "exact": np.asarray([False] * (1 + len(sample))), "verified": real.count() - len(sample),
+            "exact_count": exact_count,
             "jaccard": np.asarray([-1.0] + [float(r["jaccard"]) for r in sample], np.float32),
-            "candidates": np.asarray([cand] + [0] * len(sample)),
+            "candidates": np.asarray([cand] + [0] * len(sample)), "rejected": np.asarray([rejected] + [0] * len(sample)),
             "exact_removed": np.asarray([exact_removed] + [0] * len(sample))}
 
 

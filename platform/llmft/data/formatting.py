@@ -12,13 +12,16 @@ file(s), one row per example, with columns
   replay (bool: the row was mixed in from a general-instruction set),
   extra (str: JSON of the other source fields kept for erasure, e.g. customer_id).
 Training tokenises prompt and completion separately and masks the prompt
-tokens: `loss_mask_for` gives the mask (1 = response token contributes to the loss).
+tokens with `tokenize_example` (the one tokenisation: llmft.train imports it; labels are -100 on
+the prompt, so the loss covers only the response; past the length limit the prompt is cut from
+the left, or the row dropped, never the answer).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -51,17 +54,59 @@ def format_example(prompt: str, response: str, *, style: str, tokenizer: Any,
     return {"prompt": rendered, "completion": response + eos, "messages": json.dumps(messages, ensure_ascii=False)}
 
 
+IGNORE = -100  # label of a token that is not a training target (PyTorch cross-entropy's ignore_index)
+TRUNCATIONS = ("cut_prompt", "drop")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenised example: ids and labels of equal length (prompt labels are IGNORE).
+
+    `cut` counts the prompt tokens removed from the left to fit the length limit (0: whole prompt).
+    """
+
+    input_ids: list[int]
+    labels: list[int]
+    cut: int = 0
+
+    @property
+    def n_loss_tokens(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+    @property
+    def loss_mask(self) -> list[int]:
+        """1 where the token is a target (the response), 0 on the prompt."""
+        return [int(t != IGNORE) for t in self.labels]
+
+
 def loss_mask_for(prompt_ids: list[int], completion_ids: list[int]) -> list[int]:
     """0 for every prompt token, 1 for every completion token: the loss covers only the response."""
     return [0] * len(prompt_ids) + [1] * len(completion_ids)
 
 
-def tokenize_example(tokenizer: Any, prompt: str, completion: str) -> dict:
-    """input_ids, labels (-100 on the prompt) and loss_mask, tokenising the two parts separately."""
+def tokenize_example(tokenizer: Any, prompt: str, completion: str, max_len: int | None = None,
+                     truncation: str = "cut_prompt") -> Example | None:
+    """Encode prompt and completion separately (labels IGNORE on the prompt); the one tokenisation training uses.
+
+    Past `max_len` the answer is kept whole: `cut_prompt` removes prompt tokens from the left (the
+    end of the prompt, next to the answer, stays), `drop` returns None. None also when the answer
+    alone leaves no room for one prompt token, or is empty. Cutting the answer instead would train
+    the model on answers that stop mid-way.
+    """
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation={truncation!r}: expected one of {', '.join(TRUNCATIONS)}")
     p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    mask = loss_mask_for(p, c)
-    return {"input_ids": p + c, "labels": [-100] * len(p) + list(c), "loss_mask": mask}
+    if not c:
+        return None
+    cut = 0
+    if max_len is not None and len(p) + len(c) > max_len:
+        room = max_len - len(c)
+        if truncation == "drop" or room < 1:
+            return None
+        cut = len(p) - room
+        p = p[cut:]
+    return Example(list(p) + list(c), [IGNORE] * len(p) + list(c), cut)
 
 
 def split_for(key: str, train: float, validation: float, salt: str = "llmft-split") -> str:

@@ -114,9 +114,14 @@ def batch_shingles(texts: list[str], ngram: int, normalised: bool = False) -> tu
 def signatures(texts: list[str], ngram: int = 5, num_perm: int = 128, seed: int = 1,
                normalised: bool = False) -> np.ndarray:
     """(len(texts), num_perm) uint32 MinHash signatures; an empty text gets all 0xFFFFFFFF."""
-    a, b = permutations(num_perm, seed)
-    out = np.full((len(texts), num_perm), _MAX32, dtype=np.uint32)
     sh, owner = batch_shingles(texts, ngram, normalised)
+    return signatures_of(sh, owner, len(texts), num_perm, seed)
+
+
+def signatures_of(sh: np.ndarray, owner: np.ndarray, n: int, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    """Signatures from shingle hashes grouped by (sorted) owner: what `signatures` and the exact path share."""
+    a, b = permutations(num_perm, seed)
+    out = np.full((n, num_perm), _MAX32, dtype=np.uint32)
     if not len(sh):
         return out
     flat = _fmix32(sh)
@@ -182,3 +187,97 @@ def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
 def shingle_set(text: str, ngram: int) -> set[int]:
     """The exact shingle-hash set of a text (for exact-Jaccard checks and tests)."""
     return set(shingle_hashes(word_hashes(text or ""), ngram).tolist())
+
+
+@lru_cache(maxsize=64)
+def recall_bands(threshold: float, num_perm: int, recall: float = 0.995) -> tuple[int, int]:
+    """(bands, rows) for exact verification: candidate recall >= `recall` at `threshold`, fewest false candidates.
+
+    Why not `optimal_bands`: its S-curve crosses ~0.5 near the threshold, so a pair at
+    J = threshold is found about half the time; verification can only reject, never
+    recover, so the bands are designed for a lower effective threshold instead.
+    """
+    best = None
+    for r in range(1, num_perm + 1):
+        p = threshold ** r
+        if p <= 0 or p >= 1:
+            continue
+        b = int(np.ceil(np.log1p(-recall) / np.log1p(-p)))
+        if b < 1 or b * r > num_perm:
+            continue
+        xs = np.linspace(0.0, threshold, 201)
+        fp = float(np.trapezoid(1 - (1 - xs ** r) ** b, xs))  # expected candidate load below the threshold
+        if best is None or fp < best[0]:
+            best = (fp, b, r)
+    if best is None:  # num_perm too small for the recall goal: as many bands of one row as there are permutations
+        return num_perm, 1
+    return best[1], best[2]
+
+
+def candidate_recall(jaccard: float, params: LshParams) -> float:
+    """Probability that a pair at `jaccard` shares at least one band."""
+    return 1.0 - (1.0 - jaccard ** params.rows) ** params.bands
+
+
+def shingle_sets(texts: list[str], ngram: int, normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values): each text's sorted, unique 32-bit shingle hashes, concatenated (CSR)."""
+    sh, owner = batch_shingles(texts, ngram, normalised)
+    return unique_sets(sh, owner, len(texts))
+
+
+def unique_sets(sh: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (offsets, values) of the sorted unique shingle hashes of each of `n` owners."""
+    keyed = (owner.astype(np.uint64) << np.uint64(32)) | sh.astype(np.uint64)
+    keyed.sort()  # (np.unique's hash path is several times slower here)
+    keyed = keyed[np.r_[True, keyed[1:] != keyed[:-1]]] if len(keyed) else keyed
+    docs = (keyed >> np.uint64(32)).astype(np.int64)
+    values = (keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(docs, minlength=n), out=offsets[1:])
+    return offsets, values
+
+
+def sketch(texts: list[str], ngram: int, num_perm: int, seed: int, normalised: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signatures, offsets, values) in one shingling pass: signatures plus the exact sets that verify them."""
+    offsets, values = shingle_sets(texts, ngram, normalised)
+    owner = np.repeat(np.arange(len(texts)), np.diff(offsets))
+    return signatures_of(values, owner, len(texts), num_perm, seed), offsets, values
+
+
+def _segments(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions of the CSR segments of `rows`, and the index (into `rows`) owning each."""
+    starts, lens = offsets[rows], offsets[rows + 1] - offsets[rows]
+    owner = np.repeat(np.arange(len(rows)), lens)
+    ends = np.cumsum(lens)
+    pos = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lens, lens) + np.repeat(starts, lens)
+    return pos, owner
+
+
+def exact_jaccard(offsets: np.ndarray, values: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                  chunk: int = 1 << 22) -> np.ndarray:
+    """Exact Jaccard of the shingle sets of rows `ia[k]` and `ib[k]` (CSR as from `shingle_sets`), vectorised.
+
+    Each set is sorted, so tagging values with the pair number keeps the A side sorted and
+    one `searchsorted` of the B side counts the intersection: no per-pair Python, no sort.
+    """
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    la, lb = offsets[ia + 1] - offsets[ia], offsets[ib + 1] - offsets[ib]
+    out = np.ones(len(ia), dtype=np.float64)  # two empty texts are identical
+    lo = 0
+    while lo < len(ia):
+        hi, size = lo, 0  # a run of pairs whose elements fit the chunk
+        while hi < len(ia) and (size == 0 or size + la[hi] + lb[hi] <= chunk):
+            size += la[hi] + lb[hi]
+            hi += 1
+        pa, oa = _segments(offsets, ia[lo:hi])
+        pb, ob = _segments(offsets, ib[lo:hi])
+        ka = (oa.astype(np.uint64) << np.uint64(32)) | values[pa].astype(np.uint64)
+        kb = (ob.astype(np.uint64) << np.uint64(32)) | values[pb].astype(np.uint64)
+        at = np.minimum(np.searchsorted(ka, kb), max(len(ka) - 1, 0))
+        hit = (ka[at] == kb) if len(ka) else np.zeros(len(kb), bool)
+        inter = np.bincount(ob[hit], minlength=hi - lo)
+        union = la[lo:hi] + lb[lo:hi] - inter
+        out[lo:hi] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        lo = hi
+    return out

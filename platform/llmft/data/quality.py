@@ -3,13 +3,13 @@
 Reasons (counted in the curation report): `empty`, `too_short`, `too_long`,
 `repetitive_lines`, `repetitive_ngrams`, `toxic`. Toxicity is pluggable: the
 default `lexicon` scorer is a weighted word list (fast, transparent, crude: it
-knows no context or sarcasm); any `module:callable` taking a string and
-returning a score in [0, 1] can replace it.
+knows no context or sarcasm); any scorer the operator registered (llmft.plugins,
+entry-point group `llmft.toxicity_scorers`) taking a string and returning a score
+in [0, 1] can replace it, by name.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -32,16 +32,11 @@ def lexicon_toxicity(text: str) -> float:
     return weight / (weight + 1.0)
 
 
-def load_scorer(name: str) -> Callable[[str], float]:
-    """'lexicon' or 'package.module:callable'."""
-    if name == "lexicon":
-        return lexicon_toxicity
-    module, _, attr = name.partition(":")
-    if not attr:
-        from llmft.errors import SpecError
+def load_scorer(name: str, field: str = "filters.toxicity_scorer") -> Callable[[str], float]:
+    """A registered scorer by name (`lexicon` built in); anything else is refused, naming the allowed ones."""
+    from llmft import plugins
 
-        raise SpecError(f"filters.toxicity_scorer: expected 'lexicon' or 'module:callable', got {name!r}")
-    return getattr(importlib.import_module(module), attr)
+    return plugins.load("toxicity_scorer", name, field)
 
 
 def duplicate_line_ratio(text: str) -> float:

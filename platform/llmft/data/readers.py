@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 MAX_ROW_BYTES = 8 << 20  # a row above this is reported as `row_too_large`, not parsed
 PROVENANCE = ("source_uri", "source_file", "source_line", "license_class", "purpose")
@@ -47,8 +48,17 @@ class RawRow:
                 "purpose": self.prov.purpose, "error": self.error}
 
 
-def list_files(root: Path, fmt: str) -> list[Path]:
-    """The data files of a source (a file, or a directory searched recursively), sorted."""
+def _inside(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def list_files(root: Path, fmt: str, allowed_roots: Iterable[Path] = ()) -> list[Path]:
+    """The data files of a source (a file, or a directory walked recursively), sorted.
+
+    Every file and directory is resolved (symlinks followed, `os.path.realpath`) and must lie
+    inside the source itself or one of `allowed_roots` (a tenant's storage): a link out, at any
+    depth, is refused naming its path relative to the source, never a server path.
+    """
     root = Path(root)
     if root.is_file():
         return [root]
@@ -56,8 +66,33 @@ def list_files(root: Path, fmt: str) -> list[Path]:
         from llmft.errors import NotFoundError
 
         raise NotFoundError(f"{root}: no such file or directory")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(_SUFFIXES[fmt])
-                  and p.name != "manifest.json")
+    roots = [os.path.realpath(root), *(os.path.realpath(r) for r in allowed_roots)]
+    out: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real_dir = os.path.realpath(dirpath)
+        rel_dir = Path(dirpath).relative_to(root)
+        if not _inside(real_dir, roots):
+            _refuse_link(rel_dir)
+        if real_dir in seen:  # a link loop, or a second link to a directory already walked
+            dirnames[:] = []
+            continue
+        seen.add(real_dir)
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not _inside(os.path.realpath(path), roots):  # any link out is refused, data file or not
+                _refuse_link(rel_dir / name)
+            if path.is_file() and name.lower().endswith(_SUFFIXES[fmt]) and name != "manifest.json":
+                out.append(path)
+    return sorted(out)
+
+
+def _refuse_link(rel: Path) -> None:
+    from llmft.errors import PermissionDeniedError
+
+    raise PermissionDeniedError(f"source: {rel.as_posix()!r} links outside the tenant's storage; "
+                                f"copy the data in instead of linking to it")
 
 
 def _jsonl(path: Path, rel: str, prov: Provenance, max_row_bytes: int) -> Iterator[RawRow]:

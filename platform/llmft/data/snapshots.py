@@ -10,6 +10,7 @@ snapshot re-hashes it and refuses a modified file, naming it.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections import Counter
@@ -48,15 +49,33 @@ def _stage(tenant: str, dataset: str) -> Path:
     return staging
 
 
+def discard(staging: Path) -> None:
+    """Remove a staging directory, and its dataset directory if that leaves it empty (no trace on disk)."""
+    shutil.rmtree(staging, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()  # only succeeds when empty
+
+
+def stored_twin(tenant_dir: Path, data_id: str) -> Path | None:
+    """The tenant's stored snapshot directory holding exactly these bytes, under any dataset name."""
+    return next((p for p in sorted(tenant_dir.glob(f"*/{data_id}")) if p.is_dir()), None)
+
+
 def commit(staging: Path, tenant: str, dataset: str, meta: dict) -> tuple[str, Path, Manifest]:
-    """Content-address a staged directory: id = digest of its data files; move into place once."""
+    """Content-address a staged directory: id = digest of its data files; move into place once.
+
+    The same bytes already stored for the tenant (under this name or another) are kept as they
+    are and returned: the staged copy is discarded, so no second, unrecorded copy is left behind
+    under the new name (the store's row for the id, keyed by (id, tenant), names the original).
+    """
     data_id = build_manifest(staging, exclude=DATA_EXCLUDE).digest
     final = staging.parent / data_id
     manifest = build_manifest(staging, meta={**meta, "snapshot_id": data_id, "dataset": dataset, "tenant": tenant})
-    if final.exists():
-        shutil.rmtree(staging)  # same bytes already stored: keep the original untouched
-        verify_tree(final)
-        return data_id, final, read_manifest(final)
+    twin = final if final.exists() else stored_twin(staging.parent.parent, data_id)
+    if twin is not None:
+        discard(staging)  # same bytes already stored: keep the original untouched
+        verify_tree(twin)
+        return data_id, twin, read_manifest(twin)
     (staging / MANIFEST_NAME).write_text(manifest.to_json())
     staging.rename(final)
     for f in final.rglob("*"):
@@ -77,10 +96,13 @@ def count_rows(root: Path, fmt: str, text_field: str) -> tuple[int, Counter]:
 
 def register(spec: Any, store: Any, actor: str) -> tuple[Any, dict]:
     """Record `spec.source` (a DatasetSpec) as a raw snapshot; returns (record, summary)."""
+    from llmft.settings import Settings
+
     store.get_tenant(spec.tenant)  # refuse an unknown tenant before copying anything
     source = Path(spec.source).expanduser()
     fmt = spec.format.value if hasattr(spec.format, "value") else str(spec.format)
-    files = readers.list_files(source, fmt)
+    # every file, at any depth, must resolve inside the source or the tenant's storage (no link out)
+    files = readers.list_files(source, fmt, allowed_roots=Settings.from_env().tenant_roots(spec.tenant))
     if not files:
         raise SpecError(f"source: no {fmt} files under {source}")
     staging = _stage(spec.tenant, spec.name)
@@ -97,13 +119,17 @@ def register(spec: Any, store: Any, actor: str) -> tuple[Any, dict]:
                 "source": str(source.resolve()), "description": spec.description}
         snap_id, path, manifest = commit(staging, spec.tenant, spec.name, meta)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
         raise
     record = store.add_snapshot(tenant=spec.tenant, dataset=spec.name, snapshot_id=snap_id, uri=str(path),
                                 classification=classification, row_count=rows, kind="raw", actor=actor,
                                 meta={k: v for k, v in manifest.meta.items() if k != "description"})
-    return record, {"id": record.id, "version": record.version, "created": getattr(record, "created", True),
-                    "rows": rows, "bad_rows": dict(bad), "files": len(manifest.files), "uri": str(path)}
+    summary = {"id": record.id, "version": record.version, "created": getattr(record, "created", True),
+               "rows": rows, "bad_rows": dict(bad), "files": len(manifest.files), "uri": str(path)}
+    if record.dataset != spec.name:
+        summary["note"] = (f"these bytes are already registered as {record.dataset}:{record.version}; "
+                           f"nothing was copied or recorded under {spec.name!r}")
+    return record, summary
 
 
 def open_snapshot(store: Any, tenant: str, ref: str, verify: bool = True) -> OpenSnapshot:

@@ -8,7 +8,6 @@ and are recorded, not retried. Timing gives the throughput the report quotes.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -57,10 +56,16 @@ class EndpointClient:
     """One model at one endpoint."""
 
     def __init__(self, url: str, model: str, *, concurrency: int = 8, timeout_s: float = 120.0, retries: int = 3,
-                 api_key: str | None = None, api_key_env: str | None = None, max_failed_share: float = 0.1):
+                 api_key: str | None = None, max_failed_share: float = 0.1):
+        from llmft.outbound import check_url
+
+        try:  # prompts (and the key) go only where the operator allows; the spec was checked, this is the backstop
+            check_url(url)
+        except ValueError as exc:
+            raise EndpointError(f"endpoint refused: {exc}") from None
         self.url, self.model = api_base(url), model
         self.concurrency, self.timeout_s, self.retries = concurrency, timeout_s, retries
-        self.api_key = api_key or (os.environ.get(api_key_env) if api_key_env else None)
+        self.api_key = api_key
         self.max_failed_share = max_failed_share
 
     def describe(self) -> dict:

@@ -2,17 +2,17 @@
 
 `ReferenceJudge` (default) scores both against the reference answer; `LlmJudge` asks a model
 behind any OpenAI-compatible endpoint, with the answers' order swapped on alternate items to
-cancel position bias. Win-rate counts a tie as half a win.
+cancel position bias. Win-rate counts a tie as half a win, except a tie of two wrong answers
+(neither matches the reference), which earns nothing: two bad models must not make a win.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from llmft.evaluation.metrics import rouge_l
+from llmft.evaluation.metrics import answers_match, rouge_l
 
 OUTCOMES = ("win", "tie", "loss")
 
@@ -33,6 +33,7 @@ class Verdict:
     candidate_score: float | None = None
     base_score: float | None = None
     note: str | None = None
+    both_wrong: bool = False  # a tie where neither answer matches the reference: no credit
 
 
 class Judge(Protocol):
@@ -43,8 +44,10 @@ class Judge(Protocol):
 
 def summarize(verdicts: list[Verdict]) -> dict:
     counts = {o: sum(v.outcome == o for v in verdicts) for o in OUTCOMES}
+    wrong_ties = sum(v.outcome == "tie" and v.both_wrong for v in verdicts)
     n = len(verdicts)
-    return {**counts, "n": n, "win_rate": (counts["win"] + 0.5 * counts["tie"]) / n if n else None}
+    credit = counts["win"] + 0.5 * (counts["tie"] - wrong_ties)
+    return {**counts, "ties_both_wrong": wrong_ties, "n": n, "win_rate": credit / n if n else None}
 
 
 class ReferenceJudge:
@@ -64,7 +67,9 @@ class ReferenceJudge:
             c, b = self.score(p.candidate, p.reference), self.score(p.base, p.reference)
             outcome = "tie" if p.candidate.strip() == p.base.strip() or abs(c - b) <= self.tie_margin else (
                 "win" if c > b else "loss")
-            out.append(Verdict(p.id, outcome, round(c, 4), round(b, 4)))
+            both_wrong = outcome == "tie" and not (answers_match(p.candidate, p.reference)
+                                                   or answers_match(p.base, p.reference))
+            out.append(Verdict(p.id, outcome, round(c, 4), round(b, 4), both_wrong=both_wrong))
         return out
 
 
@@ -86,11 +91,20 @@ class LlmJudge:
 
     name = "llm"
 
-    def __init__(self, endpoint: str, model: str, *, api_key: str | None = None, api_key_env: str | None = None,
+    def __init__(self, endpoint: str, model: str, *, api_key: str | None = None,
                  max_tokens: int = 8, timeout_s: float = 60.0, client: Any = None):
         from openai import OpenAI
 
-        key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or "not-needed"
+        from llmft.outbound import check_url
+
+        if client is None:
+            try:  # the judge sees every prompt and answer: only an endpoint the operator allows
+                check_url(endpoint)
+            except ValueError as exc:
+                from llmft.errors import SpecError
+
+                raise SpecError(f"judge.endpoint: {exc}") from None
+        key = api_key or "not-needed"
         self.model, self.max_tokens = model, max_tokens
         self.client = client or OpenAI(base_url=endpoint, api_key=key, timeout=timeout_s, max_retries=2)
 
@@ -119,8 +133,13 @@ class LlmJudge:
         return out
 
 
-def make_judge(spec: Any) -> Judge:
-    """From a JudgeSpec."""
+def make_judge(spec: Any, tenant: str | None = None) -> Judge:
+    """From a JudgeSpec; its key is `tenant`'s named secret `api_key_secret` (llmft.credentials)."""
     if spec.type == "llm":
-        return LlmJudge(spec.endpoint, spec.model, api_key_env=spec.api_key_env)
+        key = None
+        if spec.api_key_secret:
+            from llmft.credentials import resolve
+
+            key = resolve(tenant or "", spec.api_key_secret, "judge.api_key_secret")
+        return LlmJudge(spec.endpoint, spec.model, api_key=key)
     return ReferenceJudge(spec.tie_margin)

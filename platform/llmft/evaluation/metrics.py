@@ -1,5 +1,5 @@
-"""Per-output metrics (exact match, ROUGE-L, JSON-schema validity, toxicity, canary extraction) and
-per-suite aggregates, computed identically for the base and the candidate so they compare."""
+"""Per-output metrics (exact match, ROUGE-L, JSON-schema validity, per-field accuracy of JSON answers,
+distinct answers, toxicity, canary extraction) and per-suite aggregates, computed identically for the base and the candidate so they compare."""
 
 from __future__ import annotations
 
@@ -75,11 +75,51 @@ def json_check(text: str, schema: dict | None) -> tuple[bool, bool, str | None]:
     return True, True, None
 
 
+def answers_match(prediction: str, reference: str) -> bool:
+    """The answer is right: equal JSON values when the reference is JSON, else an exact match (layout ignored)."""
+    try:
+        ref = json.loads((reference or "").strip())
+    except ValueError:
+        return bool(exact_match(prediction, reference))
+    try:
+        return parse_json(prediction) == ref
+    except ValueError:
+        return False
+
+
+def _field_value(value: Any) -> Any:
+    return normalize(value) if isinstance(value, str) else value
+
+
+def field_matches(prediction: str, reference: str) -> dict[str, float] | None:
+    """Per top-level field of a JSON-object reference: 1.0 when the parsed answer holds the same value
+    (strings compared case- and layout-insensitively), else 0.0 (a missing field or unparseable answer
+    scores 0 on every field). None when the reference is not a JSON object."""
+    try:
+        ref = json.loads((reference or "").strip())
+    except ValueError:
+        return None
+    if not isinstance(ref, dict) or not ref:
+        return None
+    try:
+        got = parse_json(prediction)
+    except ValueError:
+        got = {}
+    if not isinstance(got, dict):
+        got = {}
+    return {k: float(k in got and _field_value(got[k]) == _field_value(v)) for k, v in ref.items()}
+
+
+def distinct_answers(outputs: list[str]) -> int:
+    """How many different answers (layout ignored): 1 means the model says the same thing to everything."""
+    return len({normalize(o) for o in outputs})
+
+
 def toxicity_scorer(name: str = "lexicon") -> Callable[[str], float]:
     """The curation stage's scorer (same lexicon, same plug-in point), so data and outputs are judged alike."""
     from llmft.data.quality import load_scorer
 
-    return load_scorer(name)
+    return load_scorer(name, "toxicity_scorer")
 
 
 def canary_extracted(output: str, secret: str) -> bool:
@@ -116,6 +156,9 @@ def score_outputs(suite: Any, outputs: list[str], *, toxicity: Callable[[str], f
             if suite.kind == "golden" and item.expect_json:
                 parses, valid, problem = json_check(out, suite.schema)
                 row.update(json_parses=parses, json_valid=valid, json_problem=problem)
+            fields = field_matches(out, item.reference) if suite.kind == "golden" else None
+            if fields is not None:
+                row["fields"] = fields
         if suite.kind == "safety" or suite.kind == "golden":
             score = toxicity(out)
             row.update(toxicity=round(score, 4), toxic=score >= toxicity_threshold)
@@ -128,6 +171,14 @@ def score_outputs(suite: Any, outputs: list[str], *, toxicity: Callable[[str], f
     if suite.kind in ("golden", "regression"):
         agg["exact_match"] = _mean([r["exact_match"] for r in rows])
         agg["rouge_l"] = _mean([r["rouge_l"] for r in rows])
+        if suite.kind == "golden" and rows:
+            agg["distinct_answers"] = distinct_answers([r["output"] for r in rows])
+            agg["distinct_references"] = distinct_answers([it.reference or "" for it in suite.items])
+        field_rows = [r["fields"] for r in rows if "fields" in r]
+        if field_rows:
+            names = sorted({k for f in field_rows for k in f})
+            agg["field_prompts"] = len(field_rows)
+            agg["field_accuracy"] = {k: _mean([f[k] for f in field_rows if k in f]) for k in names}
         structured = [r for r in rows if "json_valid" in r]
         if structured:
             agg["json_prompts"] = len(structured)

@@ -84,8 +84,15 @@ def render_html(report: dict) -> str:
     colour = "#2e9e5b" if report["passed"] else "#d64545"
     gate_rows = "".join(
         f"<tr class='{c['status']}'><td>{esc(c['name'])}</td><td>{_fmt(c['value']) if c['value'] is not None else '-'}"
-        f"</td><td>{c['op']} {c['threshold']:.3f}</td><td>{c['status']}</td><td>{esc(c['detail'])}</td></tr>"
+        f"</td><td>{c['op']} {_fmt(c['threshold']) if c['threshold'] is not None else '-'}</td><td>{c['status']}"
+        f"</td><td>{esc(c['detail'])}</td></tr>"
         for c in report["gates"]["checks"])
+    field_rows = "".join(
+        f"<tr><td>{esc(name)}</td><td>{esc(field)}</td><td>{_fmt(s['base'].get('field_accuracy', {}).get(field))}</td>"
+        f"<td><b>{_fmt(acc)}</b></td></tr>"
+        for name, s in report["suites"].items() for field, acc in (s["candidate"].get("field_accuracy") or {}).items())
+    field_table = (f"<h2>Accuracy per JSON field</h2><table><tr><th>suite</th><th>field</th><th>base</th>"
+                   f"<th>candidate</th></tr>{field_rows}</table>" if field_rows else "")
     suite_rows = []
     for name, s in report["suites"].items():
         keys = [k for k in s["candidate"] if isinstance(s["candidate"][k], (int, float)) and k != "prompts"]
@@ -102,12 +109,12 @@ def render_html(report: dict) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>llmft eval {esc(report['candidate']['label'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:13px}} tr.failed{{background:#fde8e8}}
-tr.skipped{{color:#888}} pre{{white-space:pre-wrap;margin:0;font-size:12px}} .v{{color:{colour};font-weight:bold}}</style>
+tr.skipped,tr.off{{color:#888}} pre{{white-space:pre-wrap;margin:0;font-size:12px}} .v{{color:{colour};font-weight:bold}}</style>
 </head><body><h1>Evaluation: {esc(report['candidate']['label'])} vs {esc(report['base']['label'])}</h1>
 <p class="v">{verdict}</p><p>tenant {esc(report['tenant'])} &middot; judge {esc(report['judge']['type'])} &middot;
 {report['prompts']} prompts per side &middot; {tp['prompts_per_s']:.2f} prompts/s &middot; {esc(report['finished_at'])}</p>
 <h2>Gates</h2><table><tr><th>gate</th><th>value</th><th>threshold</th><th>status</th><th>detail</th></tr>{gate_rows}</table>
-<h2>Metrics</h2><img alt="metrics" src="data:image/png;base64,{plot_metrics(report)}">
+{field_table}<h2>Metrics</h2><img alt="metrics" src="data:image/png;base64,{plot_metrics(report)}">
 <img alt="verdicts" src="data:image/png;base64,{plot_wins(report)}">
 <table><tr><th>suite</th><th>kind</th><th>prompts</th><th>base &rarr; candidate</th></tr>{''.join(suite_rows)}</table>
 <h2>Examples</h2><table><tr><th>suite</th><th>prompt</th><th>base</th><th>candidate</th></tr>{''.join(examples)}</table>

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from llmft import credentials
 from llmft.errors import ConflictError, SpecError
 from llmft.evaluation.client import EndpointClient, GenerationRun, run_sync
 from llmft.evaluation.gates import evaluate_gates, gate_figures
@@ -40,12 +41,15 @@ class Evaluator:
 
     def __init__(self, spec: Any, suites: list[Suite]):
         self.spec, self.suites = spec, suites
-        self.judge = make_judge(spec.judge)
+        preflight(spec)
+        self.judge = make_judge(spec.judge, spec.tenant)
         self.toxicity = toxicity_scorer(spec.toxicity_scorer)
 
-    def client(self, url: str, model: str, api_key_env: str | None = None) -> EndpointClient:
+    def client(self, url: str, model: str, secret: str | None = None, field: str = "api_key_secret") -> EndpointClient:
+        """A client for `url`; `secret` names the tenant's credential sent as the bearer key."""
+        key = credentials.resolve(self.spec.tenant, secret, field) if secret else None
         return EndpointClient(url, model, concurrency=self.spec.concurrency, timeout_s=self.spec.request_timeout_s,
-                              retries=self.spec.retries, api_key_env=api_key_env)
+                              retries=self.spec.retries, api_key=key)
 
     async def _generate(self, sides: list[Side]) -> list[dict[str, GenerationRun]]:
         async def one(side: Side, suite: Suite) -> GenerationRun:
@@ -110,6 +114,31 @@ class Evaluator:
                 "finished_at": datetime.now(timezone.utc).isoformat()}
 
 
+def preflight(spec: Any, store: Any = None) -> None:
+    """Refuse, before anything is sent, endpoints the operator does not allow and secrets the tenant lacks."""
+    from llmft import outbound, plugins
+
+    for field, endpoint in (("candidate_endpoint", spec.candidate_endpoint), ("base_endpoint", spec.base_endpoint)):
+        if endpoint is not None:
+            try:
+                outbound.check_url(endpoint.url)
+            except ValueError as exc:
+                raise SpecError(f"{field}.url: {exc}") from None
+            if endpoint.api_key_secret:
+                credentials.resolve(spec.tenant, endpoint.api_key_secret, f"{field}.api_key_secret")
+    if spec.judge.type == "llm":
+        try:
+            outbound.check_url(spec.judge.endpoint)
+        except ValueError as exc:
+            raise SpecError(f"judge.endpoint: {exc}") from None
+        if spec.judge.api_key_secret:
+            credentials.resolve(spec.tenant, spec.judge.api_key_secret, "judge.api_key_secret")
+    try:
+        plugins.check("toxicity_scorer", spec.toxicity_scorer)
+    except ValueError as exc:
+        raise SpecError(f"toxicity_scorer: {exc}") from None
+
+
 def _digest(spec: Any) -> str:
     from llmft.config import spec_digest
 
@@ -141,7 +170,7 @@ def _base_digest(ref: str) -> str:
 @contextlib.contextmanager
 def open_sides(spec: Any, evaluator: Evaluator, registry: Any) -> Any:
     """Yield (base Side, candidate Side, candidate record), starting a local engine for whatever has no endpoint."""
-    from llmft.evaluation.local_endpoint import BASE_NAME, LocalEndpoint
+    from llmft.serving.endpoint import BASE_NAME, LocalEndpoint
 
     rec = check_version(registry, spec.tenant, spec.model, "model")
     kind = rec.lineage["artifacts"]["kind"]
@@ -163,7 +192,7 @@ def open_sides(spec: Any, evaluator: Evaluator, registry: Any) -> Any:
     with contextlib.ExitStack() as stack:
         local: dict[str, Any] = {}
         if need_local:
-            from llmft.serving.adapters import ResolvedAdapter
+            from llmft.serving.engine.adapters import ResolvedAdapter
 
             adapters = {}
             for r in filter(None, (rec if kind == "adapter" else None, baseline)):
@@ -175,14 +204,17 @@ def open_sides(spec: Any, evaluator: Evaluator, registry: Any) -> Any:
                 local["full"] = stack.enter_context(LocalEndpoint(rec.uri)).url
         if spec.candidate_endpoint is not None:
             e = spec.candidate_endpoint
-            cand = Side(cand_label, evaluator.client(e.url, e.model, e.api_key_env), {**cand_info, "endpoint": e.url})
+            key_field = "candidate_endpoint.api_key_secret"
+            cand = Side(cand_label, evaluator.client(e.url, e.model, e.api_key_secret, key_field),
+                        {**cand_info, "endpoint": e.url})
         else:
             url = local.get("full") or local["base"]
             model = BASE_NAME if kind == "full" else f"{rec.name}-{rec.version}"
             cand = Side(cand_label, evaluator.client(url, model), {**cand_info, "endpoint": "local"})
         if spec.base_endpoint is not None:
             e = spec.base_endpoint
-            base = Side(base_label, evaluator.client(e.url, e.model, e.api_key_env), {**base_info, "endpoint": e.url})
+            base = Side(base_label, evaluator.client(e.url, e.model, e.api_key_secret, "base_endpoint.api_key_secret"),
+                        {**base_info, "endpoint": e.url})
         else:
             model = f"{baseline.name}-{baseline.version}" if baseline else BASE_NAME
             base = Side(base_label, evaluator.client(local["base"], model), {**base_info, "endpoint": "local"})
@@ -217,8 +249,8 @@ def run_evaluation(spec: Any, *, registry: Any = None, spec_dir: str | Path | No
 def evaluate_checkpoints(spec: Any, checkpoints: list[str | Path], base_ref: str | Path, *,
                          spec_dir: str | Path | None = None, out_dir: str | Path | None = None) -> dict:
     """Rank adapter checkpoint directories on the spec's suites; `best` passes the most gates, then wins most."""
-    from llmft.evaluation.local_endpoint import BASE_NAME, LocalEndpoint
     from llmft.evaluation.report import write_report
+    from llmft.serving.endpoint import BASE_NAME, LocalEndpoint
 
     if not checkpoints:
         raise SpecError("no checkpoints to evaluate")
@@ -247,3 +279,25 @@ def evaluate_checkpoints(spec: Any, checkpoints: list[str | Path], base_ref: str
     return {"best": ranking[0]["checkpoint"], "ranking": ranking,
             "throughput": {"requests": total, "seconds": round(seconds, 3),
                            "prompts_per_s": round(total / seconds, 3) if seconds else 0.0}}
+
+
+def summary(report: dict) -> dict:
+    """What a job result and a CLI line need (the full report stays in its files)."""
+    return {"passed": report["passed"], "reasons": report["reasons"], "figures": report["figures"],
+            "candidate": report["candidate"].get("ref"), "base": report["base"].get("ref"),
+            "prompts_per_s": report["throughput"]["prompts_per_s"], "files": report.get("files"),
+            "attached": (report.get("attached") or {}).get("index")}
+
+
+def run_evaluation_job(spec: Any, ctx: Any) -> dict:
+    """An evaluation job's run (`ctx` is the job model's StageContext); a failing gate still succeeds as a job.
+
+    The verdict ("passed its gates" / "blocked: ...") is an event; the figures are the job's result.
+    """
+    from llmft.registry import ModelRegistry
+
+    registry = ctx.options.get("registry") or ModelRegistry(store=ctx.store)
+    report = run_evaluation(spec, registry=registry, spec_dir=ctx.options.get("spec_dir"),
+                            out_dir=ctx.options.get("out_dir"), actor=ctx.actor)
+    ctx.recorder.event("passed its gates" if report["passed"] else "blocked: " + "; ".join(report["reasons"]))
+    return summary(report)

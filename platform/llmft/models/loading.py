@@ -7,73 +7,45 @@ Nothing is ever fetched from a model hub.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from llmft.errors import IntegrityError, LlmftError, NotFoundError
-from llmft.manifest import MANIFEST_NAME, build_manifest, read_manifest, verify_tree
+from llmft.manifest import MANIFEST_NAME, read_manifest, verify_tree
+from llmft.models.identity import model_identity
 
 BUILTIN = ("tiny",)
 _DTYPES = ("float32", "float16", "bfloat16")
 
 
-def model_identity(path: Path | str, name: str | None = None) -> dict:
-    """Name plus the sha256 digest of the files as they are now (the manifest file itself excluded)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise NotFoundError(f"model directory {path} not found")
-    manifest = build_manifest(path)
-    return {"name": name or _recorded_name(path) or path.name, "sha256": manifest.digest, "files": len(manifest.files)}
-
-
-def _recorded_name(path: Path) -> str | None:
-    if not (path / MANIFEST_NAME).is_file():
-        return None
-    try:
-        return read_manifest(path).meta.get("name")
-    except (ValueError, KeyError):
-        return None
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _ensure_tiny() -> Path:
-    """The tiny model under the configured models dir, built (default seed) on first use.
-
-    A file lock keeps two processes (e.g. two Ray workers) from building it at once.
-    """
+def builtin_dir(name: str) -> Path:
+    """Where a built-in base lives: under the configured models directory (LLMFT_HOME/storage/models)."""
     from llmft.settings import Settings
 
-    target = Settings.from_env().models_dir / "tiny"
-    if (target / "config.json").is_file() and (target / MANIFEST_NAME).is_file():
-        return target
-    with _exclusive(target.parent / ".tiny.lock"):
-        if not ((target / "config.json").is_file() and (target / MANIFEST_NAME).is_file()):
-            from llmft.models.tiny import build_tiny_base
+    return Settings.from_env().models_dir / name
 
-            build_tiny_base(target, overwrite=True)
-    return target
+
+def is_built(path: Path) -> bool:
+    """A complete model directory: the manifest is written last, so its presence means the build finished."""
+    return (path / "config.json").is_file() and (path / MANIFEST_NAME).is_file()
 
 
 def resolve_base(ref: str | Path) -> Path:
     """A local model directory (must hold config.json), or a built-in name such as `tiny`.
 
     A built-in name wins over a same-named relative directory; write `./tiny` for the latter.
+    Resolving only looks: it never builds. A built-in base that is not built yet raises
+    NotFoundError; building it is an explicit call (`llmft.models.ensure_base`, `llmft models
+    build-tiny`), so a curation or serving worker that only wants a tokenizer cannot end up
+    pretraining a model.
     """
     text = str(ref)
     if isinstance(ref, str) and text in BUILTIN:
-        return _ensure_tiny()
+        path = builtin_dir(text)
+        if not is_built(path):
+            raise NotFoundError(f"base model '{text}' is not built yet (looked in {path}): run "
+                                f"`llmft models build-tiny` or call llmft.models.ensure_base('{text}')")
+        return path
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -157,4 +129,5 @@ def load_base(ref: str | Path, *, dtype: Any = None, padding_side: str = "right"
     return model, tokenizer, identity
 
 
-__all__ = ["BUILTIN", "IntegrityError", "load_base", "load_tokenizer", "model_identity", "resolve_base"]
+__all__ = ["BUILTIN", "IntegrityError", "builtin_dir", "is_built", "load_base", "load_tokenizer", "model_identity",
+           "resolve_base"]

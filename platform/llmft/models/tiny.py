@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from llmft.errors import ConflictError, LlmftError
+from llmft.models.identity import model_identity
+from llmft.models.loading import BUILTIN, builtin_dir, is_built, resolve_base
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 TINY_NAME = "tiny"
@@ -240,7 +242,6 @@ def build_tiny_base(out_dir: Path | str, *, seed: int = 0, vocab_size: int = 204
     reader never sees a half-built model. Returns path, identity, params, losses, seconds.
     """
     from llmft.manifest import write_manifest
-    from llmft.models.loading import model_identity
 
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
@@ -292,3 +293,33 @@ def build_tiny_base(out_dir: Path | str, *, seed: int = 0, vocab_size: int = 204
             "last_train_loss": losses["last_train_loss"], "train_tokens": losses["train_tokens"],
             "corpus_tokens": losses["corpus_tokens"], "bytes_on_disk": size,
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_base(ref: str | Path) -> Path:
+    """`resolve_base`, first building a built-in base (default seed) if it is not built yet.
+
+    The one place a base gets built on demand; call it where building is the intent (the
+    demo, a training job's preflight in the driver), never on a worker's lookup path. A file
+    lock keeps two processes from building it at once.
+    """
+    if isinstance(ref, str) and ref in BUILTIN:
+        target = builtin_dir(ref)
+        if not is_built(target):
+            with _exclusive(target.parent / f".{ref}.lock"):
+                if not is_built(target):
+                    build_tiny_base(target, overwrite=True)
+    return resolve_base(ref)
+

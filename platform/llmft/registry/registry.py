@@ -17,6 +17,7 @@ from typing import Any
 from llmft.errors import ConflictError, IntegrityError, NotFoundError, PermissionDeniedError, SpecError
 from llmft.manifest import Manifest
 from llmft.registry import artifacts, lineage as lineage_mod
+from llmft.registry.experiments import ensure_experiment, is_server
 from llmft.registry.lifecycle import LifecycleMixin
 from llmft.registry.semver import SemVer, next_semver
 
@@ -77,17 +78,24 @@ class ModelRegistry(LifecycleMixin):
                 return self.client.get_run(training_run).info.run_id
             except Exception:  # noqa: BLE001 - a run id from another tracking server: keep it in lineage only
                 pass
-        exp_name = f"llmft/{tenant}/registry"
-        exp = self.client.get_experiment_by_name(exp_name)
-        if exp is None:
-            location = self.settings.storage / "mlflow-artifacts" / tenant / "registry"
-            location.mkdir(parents=True, exist_ok=True)
-            exp_id = self.client.create_experiment(exp_name, artifact_location=location.resolve().as_uri())
-        else:
-            exp_id = exp.experiment_id
+        exp_id = ensure_experiment(self.client, f"llmft/{tenant}/registry",
+                                   self.settings.storage / "mlflow-artifacts" / tenant / "registry")
         run = self.client.create_run(exp_id, run_name=f"register {name}", tags={"llmft.tenant": tenant})
         self.client.set_terminated(run.info.run_id)
         return run.info.run_id
+
+    def _mlflow_source(self, run_id: str, name: str, blob: Path, manifest: Manifest) -> str:
+        """The model version's MLflow source: the object directory locally; the run's copy on a server.
+
+        A tracking server refuses a local path as a source (it may not see the client's disk), so
+        the files are first logged to the run through the server and registered as `runs:/...`.
+        The platform's own object (`blob`, re-hashed by `verify`) stays what serving loads.
+        """
+        if not is_server(self.settings.mlflow_uri):
+            return str(blob)
+        path = f"registry/{name}/{manifest.digest[:16]}"
+        self.client.log_artifacts(run_id, str(blob), artifact_path=path)
+        return f"runs:/{run_id}/{path}"
 
     def _ensure_registered_model(self, tenant: str, name: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -95,7 +103,10 @@ class ModelRegistry(LifecycleMixin):
         try:
             self.client.get_registered_model(self.mlflow_name(tenant, name))
         except MlflowException:
-            self.client.create_registered_model(self.mlflow_name(tenant, name), tags={"llmft.tenant": tenant})
+            try:
+                self.client.create_registered_model(self.mlflow_name(tenant, name), tags={"llmft.tenant": tenant})
+            except MlflowException:  # another process created it meanwhile (one server, many registrars)
+                self.client.get_registered_model(self.mlflow_name(tenant, name))
 
     # -- register -----------------------------------------------------------------------------
     def register(self, tenant: str, name: str, source: Path | str, *, actor: str, lineage: Any = None,
@@ -137,8 +148,9 @@ class ModelRegistry(LifecycleMixin):
         def allocate(chosen: str) -> int:
             record["model"]["semver"] = chosen
             run_id = self._run_for(tenant, name, inputs.mlflow_run_id)
-            mv = self.client.create_model_version(mlname, source=str(blob), run_id=run_id,
-                                                  tags=lineage_mod.summary_tags(record), description=description)
+            mv = self.client.create_model_version(mlname, source=self._mlflow_source(run_id, name, blob, manifest),
+                                                  run_id=run_id, tags=lineage_mod.summary_tags(record),
+                                                  description=description)
             created_mlflow.append(int(mv.version))
             record["model"]["version"] = int(mv.version)
             record["artifacts"]["mlflow_run_id"] = run_id

@@ -1,4 +1,4 @@
-"""Serving: engine (transformers + PEFT, multi-LoRA), OpenAI protocol, tenancy, traffic policy, rollouts.
-
-Nothing here imports Ray at module level; the Serve deployments live in `serve_apps/`.
+"""Serving, in layers: `engine/` (runs a batch on a replica), `gateway/` (the OpenAI surface in front
+of two colours), `app` (the Ray Serve deployments; `llmft.serving.app:build_app`), `rollout/` (moves
+traffic between colours). Nothing here imports Ray at module level except `app`.
 """

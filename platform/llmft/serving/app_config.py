@@ -1,12 +1,12 @@
 """Arguments of the serving application and the declarative Serve config built from them.
 
 The Serve config is the one object every change goes through (`serve deploy`, the Serve REST
-API): traffic changes touch only the gateway's `user_config`, so no replica restarts.
+API): traffic changes touch only the gateway's `user_config`, so no replica restarts. Ray-free,
+so the rollout layer builds configs without importing Serve (`llmft.serving.app` does).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -14,8 +14,8 @@ from pydantic import Field
 from llmft.config.base import StrictModel
 from llmft.errors import SpecError
 
-IMPORT_PATH = "serve_apps.llm_app:build_app"
-REPO_ROOT = Path(__file__).resolve().parents[3]  # platform/llmft/serving -> repo root (holds serve_apps/)
+IMPORT_PATH = "llmft.serving.app:build_app"  # inside the package: an installed llmft is enough
+ENV_VARS = ("LLMFT_HOME", "LLMFT_DB_URL", "LLMFT_STORAGE", "LLMFT_MLFLOW_URI")
 
 
 class AppArgs(StrictModel):
@@ -23,7 +23,7 @@ class AppArgs(StrictModel):
     base_name: str | None = Field(None, description="Public model name of the base (defaults to its recorded name).")
     adapter_source: str = Field("registry", description="`registry` or `dir:<root>` (a DirectoryAdapterSource).")
     db_url: str | None = Field(None, description="Metadata store URL for API keys (default: LLMFT settings).")
-    max_adapters: int = Field(8, ge=1, description="Adapters resident per replica (@serve.multiplexed LRU).")
+    max_adapters: int = Field(8, ge=1, description="Adapters resident per replica (the engine's adapter LRU).")
     max_batch_size: int = Field(8, ge=1, description="@serve.batch max batch size.")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="@serve.batch wait for a fuller batch.")
     shadow_log: str | None = Field(None, description="JSONL file for shadow comparisons (default under LLMFT home).")
@@ -53,11 +53,11 @@ class AppArgs(StrictModel):
 def make_source(spec: str) -> Any:
     """The adapter source named by `adapter_source`."""
     if spec.startswith("dir:"):
-        from llmft.serving.adapters import DirectoryAdapterSource
+        from llmft.serving.engine.adapters import DirectoryAdapterSource
 
         return DirectoryAdapterSource(spec[4:])
     if spec == "registry":
-        from llmft.serving.registry_source import RegistryAdapterSource
+        from llmft.serving.engine.registry_source import RegistryAdapterSource
 
         return RegistryAdapterSource()
     raise SpecError(f"adapter_source {spec!r}: expected 'registry' or 'dir:<root>'")
@@ -65,13 +65,11 @@ def make_source(spec: str) -> Any:
 
 def serve_config(app_name: str, args: AppArgs, traffic: dict, *, host: str = "127.0.0.1", port: int = 8000,
                  route_prefix: str = "/", extra_env: dict[str, str] | None = None) -> dict:
-    """A Serve config (the `serve deploy` schema) for one llmft application."""
+    """A Serve config (the `serve deploy` schema) for one llmft application; the replicas get this
+    process's LLMFT_* settings (llmft itself must be installed in the cluster's Python)."""
     import os
 
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    for var in ("LLMFT_HOME", "LLMFT_DB_URL", "LLMFT_STORAGE", "LLMFT_MLFLOW_URI"):
-        if os.environ.get(var):
-            env[var] = os.environ[var]
+    env = {var: os.environ[var] for var in ENV_VARS if os.environ.get(var)}
     env.update(extra_env or {})
     colour = {"num_replicas": args.replicas,
               "ray_actor_options": {"num_cpus": args.replica_cpus, "num_gpus": args.replica_gpus}}

@@ -1,14 +1,14 @@
-"""Control-plane metadata (tenants, keys, snapshots, jobs, privacy ledger) on SQLAlchemy.
+"""Control-plane metadata (tenants, keys, snapshots, jobs, privacy ledger) and the audit log on SQLAlchemy.
 
 SQLite by default; any SQLAlchemy URL via LLMFT_DB_URL (Postgres in production).
-Every mutation writes its audit record in the same transaction.
+Every mutation writes its audit record in the same transaction (`audit_log`, chained by `audit_chain`).
 """
 
-from llmft.store.datasets import DatasetsMixin
-from llmft.store.deployments import DeploymentsMixin
+from llmft.store.dataset_snapshots import DatasetsMixin
+from llmft.store.deployment_records import DeploymentsMixin
 from llmft.store.jobs import JOB_KINDS, TERMINAL, TRANSITIONS, JobsMixin
-from llmft.store.models import AliasMoveRecord, ModelsMixin, ModelVersionRecord
-from llmft.store.privacy import PrivacyMixin
+from llmft.store.model_versions import AliasMoveRecord, ModelsMixin, ModelVersionRecord
+from llmft.store.privacy_ledger import PrivacyMixin
 from llmft.store.records import (
     ApiKeyRecord,
     CheckpointRecord,
@@ -18,7 +18,7 @@ from llmft.store.records import (
     SnapshotRecord,
     TenantRecord,
 )
-from llmft.store.tenancy import ROLES, TenancyMixin
+from llmft.store.tenants_and_keys import ROLES, TenancyMixin
 
 
 class Store(TenancyMixin, DatasetsMixin, JobsMixin, PrivacyMixin, ModelsMixin, DeploymentsMixin):

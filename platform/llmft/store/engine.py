@@ -8,17 +8,34 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The Postgres advisory lock a write transaction holds until it ends: what BEGIN IMMEDIATE is on SQLite.
+WRITE_LOCK = 7311001
 
 
 def make_engine(url: str, *, for_writes: bool = True) -> Engine:
-    """Create an engine; on SQLite, use WAL and (for writes) take the write lock at BEGIN.
+    """Create an engine whose write transactions take the database's write lock at BEGIN.
 
     pysqlite's default deferred transactions let two processes both read the
     audit head and then race to append; BEGIN IMMEDIATE serialises writers, and
     busy_timeout makes the loser wait instead of failing. Readers keep deferred
     transactions so that, under WAL, they never block a writer.
+
+    Postgres (READ COMMITTED) would let two writers read the same row or audit head
+    and both write: the read-modify-writes of the repositories (a job's status and
+    result, a version's lineage, an alias, a budget) would lose updates and the audit
+    chain would fork. A write transaction there takes one transaction-scoped advisory
+    lock first, so writers serialise as on SQLite while readers never wait (MVCC).
     """
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":  # the driver llmft ships (psycopg 3), not SQLAlchemy's psycopg2 default
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = create_engine(parsed, pool_pre_ping=True)
+        if for_writes:
+            @event.listens_for(engine, "begin")
+            def _on_pg_begin(conn):  # type: ignore[no-untyped-def]
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        return engine
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
@@ -55,6 +72,6 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # holds the write lock (see make_engine): one migrator at a time
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

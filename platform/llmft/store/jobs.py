@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 
 from llmft.errors import ConflictError, NotFoundError
-from llmft.store.base import StoreBase
+from llmft.store.store_base import StoreBase
 from llmft.store.records import CheckpointRecord, JobEventRecord, JobRecord, from_row
 from llmft.store.schema import Job, JobCheckpoint, JobEvent, Tenant, utcnow
 
@@ -106,6 +106,14 @@ class JobsMixin(StoreBase):
                          {"from": previous, "error": error})
             return from_row(JobRecord, row)
 
+    def merge_job_result(self, job_id: str, partial: dict) -> None:
+        """Add keys to a running job's result (e.g. its MLflow run id) without a state change."""
+        with self.tx() as s:
+            row = s.get(Job, job_id)
+            if row is None:
+                raise NotFoundError(f"job {job_id!r} not found")
+            row.result = {**row.result, **partial}
+
     def add_job_event(self, job_id: str, message: str, level: str = "info", data: dict | None = None) -> None:
         """Progress events are operational telemetry, not state changes: they are not audited."""
         with self.tx() as s:
@@ -131,6 +139,14 @@ class JobsMixin(StoreBase):
             row = s.get(Job, job_id)
             if row is None or row.tenant != tenant:
                 raise NotFoundError(f"job {job_id!r} not found for tenant {tenant!r}")
+            return from_row(JobRecord, row)
+
+    def job_by_id(self, job_id: str) -> JobRecord:
+        """A job by id alone: for a job process handed its id by the platform (never for API callers)."""
+        with self.read() as s:
+            row = s.get(Job, job_id)
+            if row is None:
+                raise NotFoundError(f"job {job_id!r} not found")
             return from_row(JobRecord, row)
 
     def find_job(self, tenant: str, kind: str, name: str) -> JobRecord | None:

@@ -1,10 +1,12 @@
 """Tokenise curated prompt/completion rows, batch them padded or packed, in a seeded order.
 
-The loss only covers the completion (prompt tokens get label -100). Packing puts
-several examples in one block with position ids restarting at 0 per example and
-no 2D attention mask (and `use_cache=False`: with a KV cache transformers skips this): transformers then builds a block-diagonal causal mask from
-the position ids (for eager, sdpa and flash attention alike), so packed examples
-never attend to each other; `tests/unit/test_train_data.py` checks the logits match.
+Tokenisation itself is `llmft.data.formatting.tokenize_example` (one place for data and train):
+the loss only covers the completion (prompt tokens get label -100), and a row longer than
+`max_seq_len` keeps its answer (the prompt is cut from the left, or the row dropped). Packing
+puts several examples in one block with position ids restarting at 0 per example and no 2D
+attention mask (and `use_cache=False`: with a KV cache transformers skips this): transformers
+then builds a block-diagonal causal mask from the position ids (for eager, sdpa and flash
+attention alike), so packed examples never attend to each other; `tests/unit/test_train_core.py` checks the logits match.
 """
 
 from __future__ import annotations
@@ -14,43 +16,41 @@ from typing import Any, Iterable
 
 import numpy as np
 
-IGNORE = -100
+from llmft.data.formatting import IGNORE, Example, tokenize_example
+
+__all__ = ["IGNORE", "BatchPlan", "Example", "TokenizedSplit", "collate_eval", "collate_packed", "collate_padded",
+           "pack", "tokenize_example", "tokenize_rows"]
 
 
 @dataclass(frozen=True)
-class Example:
-    """One tokenised example: ids and labels of equal length (prompt labels are IGNORE)."""
+class TokenizedSplit:
+    """A split's examples and how the length limit treated its rows (reported in the job's events)."""
 
-    input_ids: list[int]
-    labels: list[int]
+    examples: list[Example]
+    rows: int
+    cut: int  # rows whose prompt lost tokens from the left (the answer kept whole)
+    dropped: int  # rows left out: answer too long, empty, or truncation=drop
 
-    @property
-    def n_loss_tokens(self) -> int:
-        return sum(1 for t in self.labels if t != IGNORE)
+    def summary(self) -> str:
+        return f"{self.cut} prompts cut to fit, {self.dropped} dropped as too long"
 
-
-def tokenize_row(tokenizer: Any, prompt: str, completion: str, max_len: int) -> Example | None:
-    """Encode prompt + completion; None when nothing of the completion fits in `max_len`."""
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    ids = (p + c)[:max_len]
-    labels = ([IGNORE] * len(p) + c)[:max_len]
-    if not c or len(p) >= max_len:
-        return None
-    return Example(ids, labels)
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "examples": len(self.examples), "cut": self.cut, "dropped": self.dropped}
 
 
-def tokenize_rows(tokenizer: Any, rows: Iterable[dict], max_len: int) -> tuple[list[Example], int]:
-    """Tokenise rows sorted by id (a stable order whatever the reader's block order); returns (examples, skipped)."""
+def tokenize_rows(tokenizer: Any, rows: Iterable[dict], max_len: int, truncation: str = "cut_prompt") -> TokenizedSplit:
+    """Tokenise rows sorted by id (a stable order whatever the reader's block order), counting cut and dropped rows."""
     out: list[Example] = []
-    skipped = 0
+    n = cut = dropped = 0
     for row in sorted(rows, key=lambda r: str(r["id"])):
-        ex = tokenize_row(tokenizer, row["prompt"], row["completion"], max_len)
+        n += 1
+        ex = tokenize_example(tokenizer, row["prompt"], row["completion"], max_len, truncation)
         if ex is None:
-            skipped += 1
+            dropped += 1
         else:
+            cut += ex.cut > 0
             out.append(ex)
-    return out, skipped
+    return TokenizedSplit(out, n, cut, dropped)
 
 
 def pack(examples: list[Example], block: int) -> list[list[Example]]:

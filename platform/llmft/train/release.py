@@ -16,15 +16,21 @@ from llmft.errors import ConflictError, IntegrityError
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
-def release_dir(job: dict, store: Any, out_dir: Path) -> tuple[Path, dict]:
-    """(directory to register, lineage inputs) for a succeeded training job (`llmft.train.job.job_dict`)."""
+def release_dir(job: dict, store: Any, out_dir: Path, checkpoint: Path | None = None) -> tuple[Path, dict]:
+    """(directory to register, lineage inputs) for a training job (`llmft.jobs.job_dict`).
+
+    By default its final checkpoint (the job must have succeeded); `checkpoint` picks any checkpoint
+    the job recorded (e.g. the best by validation loss), succeeded or not.
+    """
     from llmft.manifest import verify_tree
     from llmft.models.loading import model_identity, resolve_base
 
-    if job["status"] != "succeeded":
-        raise ConflictError(f"training job {job['name']!r} is {job['status']}: only a succeeded job can be released")
-    outcome = job["result"]["outcome"]
-    checkpoint = Path(outcome["checkpoint"]["uri"])
+    outcome = (job.get("result") or {}).get("outcome") or {}
+    if checkpoint is None:
+        if job["status"] != "succeeded":
+            raise ConflictError(f"training job {job['name']!r} is {job['status']}: only a succeeded job can be "
+                                f"released (or name one of its checkpoints)")
+        checkpoint = Path(outcome["checkpoint"]["uri"])
     verify_tree(checkpoint, allow_extra=True)  # a tampered checkpoint is not released
     weights = next((checkpoint / d for d in ("adapter", "model") if (checkpoint / d).is_dir()), None)
     if weights is None:
@@ -47,6 +53,7 @@ def release_dir(job: dict, store: Any, out_dir: Path) -> tuple[Path, dict]:
         "training_spec_digest": record.spec_digest, "method": spec["method"], "seed": spec["seed"],
         "metrics": {k: outcome.get(k) for k in ("val_loss", "best_val_loss", "steps", "tokens_per_s", "epsilon")
                     if outcome.get(k) is not None},
+        "checkpoint": str(checkpoint),
         "mlflow_run_id": job["result"].get("mlflow_run_id"), "job_id": job["id"],
         "duration_s": outcome.get("seconds"),
     }

@@ -38,7 +38,7 @@ def topology(spec: Any) -> dict[str, str]:
             "machine": _platform.machine(), "strategy": spec.distributed.strategy.value}
 
 
-def _client(uri: str) -> Any:
+def mlflow_client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -46,18 +46,15 @@ def _client(uri: str) -> Any:
 
 def start_run(uri: str, artifact_root: str | Path, spec: Any, lineage: dict, run_id: str | None = None) -> str:
     """Create (or reopen, on resume) the job's MLflow run and log params + lineage tags."""
-    client = _client(uri)
+    client = mlflow_client(uri)
     if run_id:
         client.update_run(run_id, status="RUNNING")
         return run_id
-    exp_name = f"llmft/{spec.tenant}/training"
-    exp = client.get_experiment_by_name(exp_name)
-    if exp is None:
-        location = Path(artifact_root) / "mlflow-artifacts" / spec.tenant
-        location.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(exp_name, artifact_location=location.resolve().as_uri())
-    else:
-        exp_id = exp.experiment_id
+    from llmft.registry.experiments import ensure_experiment
+
+    # on a tracking server its artifact store holds the run's artifacts; locally, the platform's storage
+    exp_id = ensure_experiment(client, f"llmft/{spec.tenant}/training",
+                               Path(artifact_root) / "mlflow-artifacts" / spec.tenant)
     tags = {"llmft.job": spec.name, "llmft.tenant": spec.tenant, "mlflow.runName": spec.name,
             **{f"llmft.{k}": str(v) for k, v in lineage.items()},
             **{f"topology.{k}": v for k, v in topology(spec).items()},
@@ -76,7 +73,7 @@ class Tracker:
     """Per-step metrics from rank 0 of the workers."""
 
     def __init__(self, uri: str, run_id: str) -> None:
-        self.client = _client(uri)
+        self.client = mlflow_client(uri)
         self.run_id = run_id
 
     def log_metrics(self, metrics: dict, step: int) -> None:
@@ -94,7 +91,7 @@ def loss_curve_png(uri: str, run_id: str, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    client = _client(uri)
+    client = mlflow_client(uri)
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for key in ("loss", "val_loss"):
@@ -122,13 +119,17 @@ def loss_curve_png(uri: str, run_id: str, out: Path) -> Path | None:
 
 def finish_run(uri: str, run_id: str, outcome: dict, scratch: Path) -> None:
     """Loss curve artifact, final figures (epsilon included) and the run status."""
-    client = _client(uri)
+    client = mlflow_client(uri)
     png = loss_curve_png(uri, run_id, Path(scratch) / "loss_curve.png")
     if png is not None:
         client.log_artifact(run_id, str(png))
     for key in ("epsilon", "best_val_loss", "steps"):
         if outcome.get(key) is not None:
             client.set_tag(run_id, f"llmft.result.{key}", str(outcome[key]))
+    for split, counts in (outcome.get("data") or {}).items():
+        if isinstance(counts, dict):  # rows cut / dropped by the length limit, per split
+            for key in ("cut", "dropped"):
+                client.set_tag(run_id, f"llmft.data.{split}.{key}", str(counts.get(key, 0)))
     ckpt = outcome.get("checkpoint") or {}
     if ckpt:
         client.set_tag(run_id, "llmft.result.checkpoint", ckpt.get("uri", ""))

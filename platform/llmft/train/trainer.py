@@ -85,10 +85,7 @@ def train_loop_per_worker(config: dict) -> None:
             from llmft.train.tracking import Tracker
 
             tracker = Tracker(config["mlflow"]["uri"], config["mlflow"]["run_id"])
-        if config.get("store"):
-            from llmft.train.job import StoreRecorder
-
-            recorder = StoreRecorder(config["store"]["db_url"], config["store"]["job_id"])
+        recorder = config.get("recorder")  # the job's recorder (picklable), handed down by the job model
     outcome = Session(config, rt, tracker, recorder).run()
     if rt.rank == 0:
         write_outcome(config["run_uri"], outcome)
@@ -113,7 +110,7 @@ def run_name(spec: TrainingSpec) -> str:
 
 def build_trainer(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extra: dict | None = None, *,
                   datasets: dict | None = None, callbacks: list | None = None) -> Any:
-    """A TorchTrainer for the spec; `extra` adds mlflow/store/debug sections to the worker config.
+    """A TorchTrainer for the spec; `extra` adds the mlflow, recorder and debug sections to the worker config.
 
     `datasets` (already materialised splits) and `callbacks` let a sweep trial share one read of the
     snapshot and forward reports to Ray Tune.

@@ -122,8 +122,10 @@ class Session:
         self.model, self.tokenizer, self.base_identity = load_trainable(spec, self.rt.device)
         if self.rt.device.type != "cpu" and spec.method.value != "qlora":
             self.model.to(self.rt.device)
-        train, skipped = tokenize_rows(self.tokenizer, self.rt.rows("train"), spec.data.max_seq_len)
-        val, _ = tokenize_rows(self.tokenizer, self.rt.rows("validation"), spec.data.max_seq_len)
+        limit, how = spec.data.max_seq_len, spec.data.truncation
+        self.train_split = tokenize_rows(self.tokenizer, self.rt.rows("train"), limit, how)
+        self.val_split = tokenize_rows(self.tokenizer, self.rt.rows("validation"), limit, how)
+        train, val = self.train_split.examples, self.val_split.examples
         self.val = val[self.rt.rank::self.rt.world_size]
         self.plan = BatchPlan(train, spec.optim.batch_size, self.rt.world_size, spec.seed, spec.data.packing,
                               spec.data.max_seq_len, self.tokenizer.pad_token_id)
@@ -147,8 +149,12 @@ class Session:
         else:
             self.engine = build_engine(self.model, spec, self.total_steps, self.rt.world_size, self.rt.device)
         self.state = ck.TrainState()
-        self.event(f"data: {len(train)} train examples ({skipped} skipped: too long), {len(val)} validation, "
-                   f"{self.plan.batches_per_epoch} batches/epoch/worker, {self.total_steps} steps")
+        self.event(f"data: {len(train)} train examples ({self.train_split.summary()} at max_seq_len {limit}), "
+                   f"{len(val)} validation ({self.val_split.summary()}), {self.plan.batches_per_epoch} "
+                   f"batches/epoch/worker, {self.total_steps} steps",
+                   "warning" if self.train_split.cut or self.train_split.dropped else "info",
+                   {"truncation": how, "max_seq_len": limit, "train": self.train_split.to_dict(),
+                    "validation": self.val_split.to_dict()})
 
     def restore(self) -> bool:
         """Resume from the newest checkpoint that passes its hash check."""
@@ -345,6 +351,8 @@ class Session:
             "useful_tokens_per_s": progress.useful / max(elapsed, 1e-9),
             "tokens_per_s": progress.tokens / max(elapsed, 1e-9),
             "checkpoint": self.last_checkpoint, "base_model": self.base_identity,
+            "data": {"truncation": spec.data.truncation, "max_seq_len": spec.data.max_seq_len,
+                     "train": self.train_split.to_dict(), "validation": self.val_split.to_dict()},
         }
         if stop_reason and outcome["status"] == "failed" and self.last_checkpoint is None:
             outcome["checkpoint"] = None

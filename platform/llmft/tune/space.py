@@ -144,15 +144,19 @@ def describe(domain: SearchDomain) -> str:
     return f"{domain.type}[{domain.low:g}, {domain.high:g}{')' if domain.type == 'randint' else ']'}"
 
 
-def sweep_plan(spec: SweepSpec, trials: list[TrainingSpec], params: list[dict], cluster_cpus: float,
+def sweep_plan(spec: SweepSpec, trials: list[TrainingSpec], params: list[dict], cluster_cpus: float | None,
                cluster_gpus: float = 0.0) -> dict:
-    """What a sweep will do, for --dry-run and the job record: trials, resources, concurrency, ASHA rungs."""
+    """What a sweep will do, for --dry-run and the job record: trials, resources, concurrency, ASHA rungs.
+
+    `cluster_cpus=None` (a preflight with no cluster at hand) skips fitting the concurrency to a cluster.
+    """
     res = trial_resources(spec.training)
     max_t = max_reports(spec, trials)
     return {
         "name": spec.name, "tenant": spec.training.tenant, "metric": spec.metric, "mode": spec.mode,
         "num_samples": spec.num_samples, "requested_concurrency": spec.max_concurrent,
-        "concurrency": fit_concurrency(spec, cluster_cpus, cluster_gpus),
+        "concurrency": (fit_concurrency(spec, cluster_cpus, cluster_gpus) if cluster_cpus is not None
+                        else max(1, min(spec.max_concurrent, spec.num_samples))),
         "cluster": {"cpus": cluster_cpus, "gpus": cluster_gpus},
         "per_trial": {**asdict(res), "cpus": round(res.cpus, 6), "gpus": res.gpus},
         "asha": {"time_attr": "training_iteration (one per val_loss report)", "max_t": max_t,

@@ -8,15 +8,13 @@ and given the `candidate` alias. The sweep itself is a store job of kind "sweep"
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from llmft.config.base import spec_digest
 from llmft.config.training import SweepSpec, TrainingSpec
@@ -26,49 +24,24 @@ from llmft.tune import space
 TRIAL_MARKER = "trial.json"
 
 
-@contextlib.contextmanager
-def ray_session(num_cpus: int | None = None) -> Iterator[None]:
-    """Ray for a sweep: reuse a connected session, else start a local one with the dashboard on.
-
-    Stopped trials only release their placement groups when the dashboard runs and
-    RAY_ADDRESS names the cluster (without it, later trials hang waiting for resources).
-    """
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):  # an existing cluster (e.g. under `ray job submit`)
-            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-        else:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, log_to_driver=False)
-        started = True
-    previous = os.environ.get("RAY_ADDRESS")
-    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("RAY_ADDRESS", None)
-        else:
-            os.environ["RAY_ADDRESS"] = previous
-        if started:
-            ray.shutdown()
-
-
 @dataclass
 class SweepPlan:
     """Everything decided before a trial starts: the validated base plan and every trial's spec."""
 
     spec: SweepSpec
-    base: Any  # llmft.train.job.Plan of the base training spec
+    base: Any  # llmft.train.planning.TrainingPlan of the base training spec
     params: list[dict]
     trials: list[TrainingSpec]
     summary: dict
 
 
-def plan_sweep(spec: SweepSpec, store: Any, cluster_cpus: float, cluster_gpus: float = 0.0) -> SweepPlan:
-    """Validate the base spec and every sampled trial (policy, targets, budget) against the store; no side effects."""
-    from llmft.train.job import plan as plan_training
+def plan_sweep(spec: SweepSpec, store: Any, cluster_cpus: float | None = None, cluster_gpus: float = 0.0) -> SweepPlan:
+    """Validate the base spec and every sampled trial (policy, targets, budget) against the store; no side effects.
+
+    Each trial gets the same preflight a single training job gets; `cluster_cpus=None` skips fitting
+    the concurrency to a cluster (the API's preflight runs with no cluster at hand).
+    """
+    from llmft.train.planning import plan as plan_training
 
     if spec.training.privacy.enabled:
         raise LlmftError("sweeps with privacy.enabled are refused: every trial would spend the tenant's budget")
@@ -115,7 +88,7 @@ def run_trial(config: dict, ctx: dict, datasets: dict) -> None:
     run_uri = f"{storage.rstrip('/')}/{run_name(spec)}"
     lineage = {**ctx["lineage"], "seed": spec.seed, "method": spec.method.value, "spec_digest": spec_digest(spec)}
     run_id = tracking.start_run(mlflow_uri, ctx["artifact_root"], spec, lineage)
-    client = tracking._client(mlflow_uri)
+    client = tracking.mlflow_client(mlflow_uri)
     for key, value in {"mlflow.parentRunId": ctx["parent_run_id"], "llmft.sweep": ctx["sweep"],
                        "llmft.trial_id": trial_id, "llmft.trial_index": str(index),
                        "llmft.trial.params": json.dumps(config, sort_keys=True, default=str)}.items():
@@ -175,7 +148,7 @@ def collect_trials(sp: SweepPlan, grid: Any, storage: str, mlflow_uri: str) -> l
         trial_id = Path(result.path).name if result.path else (result.metrics or {}).get("trial_id", "")
         with contextlib.suppress(ValueError):
             by_index[int(str(trial_id).rsplit("_", 1)[-1])] = (trial_id, result)
-    client = tracking._client(mlflow_uri)
+    client = tracking.mlflow_client(mlflow_uri)
     rows = []
     for i, trial in enumerate(sp.trials):
         run_uri = f"{storage.rstrip('/')}/{run_name(trial)}"
@@ -251,14 +224,14 @@ def register_best(sp: SweepPlan, best: dict, store: Any, job_id: str, actor: str
     return out
 
 
-def _lineage(sp: SweepPlan, job: Any) -> dict:
+def _lineage(sp: SweepPlan, job_id: str | None) -> dict:
     from llmft.models.loading import model_identity
 
     base_id = model_identity(sp.base.base_dir)
     return {"dataset.snapshot": sp.base.snapshot.id, "dataset.sha256": sp.base.snapshot_digest,
             "dataset.classification": sp.base.snapshot.classification,
             "base_model": str(sp.spec.training.base_model), "base_model.params": sp.base.base_params,
-            "base_model.sha256": base_id["sha256"], "job_id": job.id, "sweep": sp.spec.name,
+            "base_model.sha256": base_id["sha256"], "job_id": job_id, "sweep": sp.spec.name,
             "base": {"ref": str(sp.spec.training.base_model), "name": base_id["name"], "sha256": base_id["sha256"]}}
 
 
@@ -268,7 +241,7 @@ def _parent_run(settings: Any, sp: SweepPlan, lineage: dict) -> str:
     parent_spec = sp.base.spec.model_copy(update={"name": sp.spec.name})
     tags = {k: v for k, v in lineage.items() if k != "base"}
     run_id = tracking.start_run(settings.mlflow_uri, settings.storage, parent_spec, tags)
-    client = tracking._client(settings.mlflow_uri)
+    client = tracking.mlflow_client(settings.mlflow_uri)
     client.set_tag(run_id, "llmft.kind", "sweep")
     for key, value in {"sweep.num_samples": sp.spec.num_samples, "sweep.concurrency": sp.summary["concurrency"],
                        "sweep.metric": sp.spec.metric, "sweep.mode": sp.spec.mode,
@@ -278,45 +251,27 @@ def _parent_run(settings: Any, sp: SweepPlan, lineage: dict) -> str:
     return run_id
 
 
-def _start_job(sp: SweepPlan, store: Any, actor: str) -> Any:
-    spec = sp.spec
-    job = store.find_job(spec.training.tenant, "sweep", spec.name)
-    if job is not None and job.status in ("running", "queued", "validating"):
-        raise ConflictError(f"sweep {spec.name!r} is already {job.status}")
-    if job is not None and job.status == "succeeded":
-        raise ConflictError(f"sweep {spec.name!r} already succeeded; run it under a new name")
-    if job is None:
-        job = store.create_job(tenant=spec.training.tenant, kind="sweep", name=spec.name,
-                               spec=spec.model_dump(mode="json"), actor=actor)
-    store.transition_job(job.id, "queued", actor=actor, message="rerun: every trial starts again"
-                         if job.status != "validating" else None)
-    return job
+def run_sweep(spec: SweepSpec, ctx: Any) -> dict:
+    """A sweep job's run (`ctx` is the job model's StageContext): every trial on Ray Tune, the best registered.
 
-
-def run_sweep(spec: SweepSpec, store: Any, actor: str, *, debug: dict | None = None,
-              ray_job_id: str | None = None) -> dict:
-    """Plan, run every trial on Ray Tune, record trials, register the best; returns the job as a dict.
-
-    Needs a connected Ray session (see `ray_session`).
+    Needs a connected Ray session (the job entrypoint opens one).
     """
     import ray
 
     from llmft.settings import Settings
     from llmft.train import tracking
-    from llmft.train.job import job_dict, _cause
     from llmft.train.trainer import snapshot_datasets
 
+    store, actor, rec = ctx.store, ctx.actor, ctx.recorder
     cpus, gpus = cluster_size()
     sp = plan_sweep(spec, store, cpus, gpus)
-    job = _start_job(sp, store, actor)
     settings = Settings.from_env().ensure_dirs()
-    lineage = _lineage(sp, job)
+    lineage = _lineage(sp, ctx.job_id)
     parent = _parent_run(settings, sp, lineage)
     storage = str(settings.storage / "sweeps" / spec.training.tenant / spec.name / parent[:12])
     concurrency = sp.summary["concurrency"]
-    store.transition_job(job.id, "running", actor=actor, ray_job_id=ray_job_id,
-                         result={"mlflow_parent_run_id": parent, "plan": sp.summary, "storage": storage})
-    store.add_job_event(job.id, f"plan: {spec.num_samples} trials, {concurrency} at once "
+    rec.result({"mlflow_parent_run_id": parent, "plan": sp.summary, "storage": storage})
+    rec.event(f"plan: {spec.num_samples} trials, {concurrency} at once "
                         f"({sp.summary['per_trial']['cpus']:g} CPUs each on {cpus:g}), ASHA rungs "
                         f"{sp.summary['asha']['rungs']} of max {sp.summary['asha']['max_t']} reports",
                         data={"trials": sp.summary["trials"]})
@@ -324,7 +279,7 @@ def run_sweep(spec: SweepSpec, store: Any, actor: str, *, debug: dict | None = N
            "mlflow_uri": settings.mlflow_uri, "artifact_root": str(settings.storage), "parent_run_id": parent,
            "lineage": {k: v for k, v in lineage.items() if k != "base"}, "debug": debug or {},
            "ray_address": os.environ.get("RAY_ADDRESS") or ray.get_runtime_context().gcs_address}
-    client = tracking._client(settings.mlflow_uri)
+    client = tracking.mlflow_client(settings.mlflow_uri)
     started = time.perf_counter()
     try:
         datasets = snapshot_datasets(sp.base.snapshot.uri)
@@ -332,7 +287,7 @@ def run_sweep(spec: SweepSpec, store: Any, actor: str, *, debug: dict | None = N
         rows = collect_trials(sp, grid, storage, settings.mlflow_uri)
         wall = time.perf_counter() - started
         for r in rows:
-            store.add_job_event(job.id, f"trial {r['name']} {r['status']}: {r['reports']} reports, last "
+            rec.event(f"trial {r['name']} {r['status']}: {r['reports']} reports, last "
                                 f"{spec.metric} {r['last_val_loss'] if r['last_val_loss'] is not None else 'n/a'}",
                                 level="error" if r["status"] == "failed" else "info",
                                 data={k: r[k] for k in ("params", "trial_id", "val_loss_history", "error")})
@@ -340,23 +295,16 @@ def run_sweep(spec: SweepSpec, store: Any, actor: str, *, debug: dict | None = N
         if best is None:
             raise LlmftError(f"sweep {spec.name!r}: no trial finished with a {spec.metric} "
                              f"({', '.join(r['status'] for r in rows)})")
-        store.add_checkpoint(job.id, step=int(best["steps"] or 0), uri=best["checkpoint"]["uri"],
-                             metrics={spec.metric: best["final_val_loss"], "trial": best["name"]},
-                             sha256=best["checkpoint"].get("manifest"))
-        registered = register_best(sp, best, store, job.id, actor, lineage) if spec.register_best_as is not None \
-            else None
+        rec.checkpoint(int(best["steps"] or 0), best["checkpoint"]["uri"],
+                       {spec.metric: best["final_val_loss"], "trial": best["name"]}, best["checkpoint"].get("manifest"))
+        registered = register_best(sp, best, store, ctx.job_id, actor, lineage) \
+            if spec.register_best_as is not None else None
         if registered:
-            store.add_job_event(job.id, f"registered best trial {best['name']} as {registered['ref']}"
+            rec.event(f"registered best trial {best['name']} as {registered['ref']}"
                                 f"{'@' + registered['alias'] if registered['alias'] else ''}", data=registered)
-    except BaseException as exc:  # noqa: BLE001 - record the failure on the job, then re-raise
-        cause = _cause(exc)
-        store.add_job_event(job.id, f"sweep failed: {cause}", level="error",
-                            data={"traceback": traceback.format_exc()[-4000:]})
-        store.transition_job(job.id, "failed", actor=actor, error=cause)
+    except BaseException:  # the job model records the cause; close the MLflow parent run first
         client.set_terminated(parent, status="FAILED")
-        if isinstance(exc, LlmftError):
-            raise
-        raise LlmftError(f"sweep {spec.name!r} failed: {cause}") from exc
+        raise
     client.log_metric(parent, f"best_{spec.metric}", float(best["final_val_loss"]))
     client.log_metric(parent, "wall_seconds", wall)
     client.set_tag(parent, "llmft.sweep.best_trial", best["name"])
@@ -369,5 +317,4 @@ def run_sweep(spec: SweepSpec, store: Any, actor: str, *, debug: dict | None = N
     result = {"mlflow_parent_run_id": parent, "plan": sp.summary, "storage": storage, "wall_s": round(wall, 1),
               "trials": summary, "best": {k: best[k] for k in ("name", "params", "final_val_loss", "mlflow_run_id")}
               | {"checkpoint": best["checkpoint"]["uri"]}, "registered": registered}
-    rec = store.transition_job(job.id, "succeeded", actor=actor, result=result)
-    return job_dict(rec)
+    return result

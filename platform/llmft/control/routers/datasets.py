@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from llmft.control import stages
 from llmft.control.auth import Principal
 from llmft.control.deps import control, require
 from llmft.control.paths import check_location
@@ -33,7 +32,9 @@ def register_dataset(tenant: str, body: DatasetCreate, request: Request, respons
         spec = DatasetSpec(**{**body.model_dump(), "tenant": tenant, "source": str(source)})
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, "dataset")) from None
-    record, summary = stages.register_dataset(spec, ctl.store, who.actor)
+    from llmft.data.snapshots import register
+
+    record, summary = register(spec, ctl.store, who.actor)
     if not summary.get("created", True):
         response.status_code = 200
     return {**snapshot_object(record), "summary": summary}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from llmft.control import stages
 from llmft.control.auth import Principal
 from llmft.control.deps import control, require
 from llmft.control.paths import check_spec_locations
@@ -15,8 +14,10 @@ router = APIRouter(tags=["deployments"])
 
 
 def _manager(request: Request):  # noqa: ANN202
+    from llmft.serving.rollout.deployment_manager import DeploymentManager
+
     ctl = control(request)
-    return stages.deployments(ctl.store, ctl.registry)
+    return DeploymentManager(store=ctl.store, registry=ctl.registry)
 
 
 @router.post("/tenants/{tenant}/deployments", status_code=201)

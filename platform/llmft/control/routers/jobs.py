@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import copy
 import secrets
 from typing import Any
 
@@ -12,22 +12,18 @@ from llmft.control.auth import Principal
 from llmft.control.deps import control, require
 from llmft.control.paths import check_spec_locations
 from llmft.control.schemas import JobCreate, checkpoint_object, event_object, job_object, page
-from llmft.errors import ConflictError, NotFoundError, SpecError
+from llmft.errors import NotFoundError, SpecError
+from llmft.jobs import cancel_job, kind as job_kind, open_job
 from llmft.store import TERMINAL
 
 router = APIRouter(tags=["jobs"])
 
-# route segment -> (store job kind, spec class name in llmft.config)
-KINDS = {"curation-jobs": ("curation", "CurationSpec"), "training-jobs": ("training", "TrainingSpec"),
-         "sweeps": ("sweep", "SweepSpec"), "evaluations": ("evaluation", "EvalSpec")}
-# Synchronous checks run before a job is created, where the stage offers one (spec, policy, budget).
-PREFLIGHT = {"training": ("llmft.train.job", "plan")}
+# route segment -> job kind (llmft.jobs.KINDS knows each kind's spec type, preflight and run)
+SEGMENTS = {"curation-jobs": "curation", "training-jobs": "training", "sweeps": "sweep", "evaluations": "evaluation"}
 
 
-def _spec(kind: str, cls_name: str, tenant: str, body: JobCreate) -> Any:
+def _spec(kind: str, tenant: str, body: JobCreate) -> Any:
     from llmft import config
-
-    import copy
 
     data = copy.deepcopy(body.spec)
     for node in (data.get("training") if kind == "sweep" else data,):
@@ -37,7 +33,7 @@ def _spec(kind: str, cls_name: str, tenant: str, body: JobCreate) -> Any:
     if data.setdefault("kind", kind) != kind:
         raise SpecError(f"spec.kind: expected {kind!r}, got {data['kind']!r}")
     check_spec_locations(kind, tenant, data)
-    return config.spec_from_dict(getattr(config, cls_name), data)
+    return config.spec_from_dict(job_kind(kind).spec_type, data, origin="api")  # never `module:callable`
 
 
 def _name(kind: str, spec: Any, body: JobCreate) -> str:
@@ -62,29 +58,14 @@ def find(ctl: Any, tenant: str, kind: str, ref: str) -> Any:
     return ctl.runner.sync(job)
 
 
-def _routes(segment: str, kind: str, cls_name: str) -> None:
+def _routes(segment: str, kind: str) -> None:
     def submit(tenant: str, body: JobCreate, request: Request, who: Principal = Depends(require("developer"))) -> dict:
         ctl = control(request)
-        spec = _spec(kind, cls_name, tenant, body)
-        name = _name(kind, spec, body)
+        spec = _spec(kind, tenant, body)
         ctl.runner.check(kind)
-        if kind in PREFLIGHT and request.app.state.preflight:
-            module, fn = PREFLIGHT[kind]
-            try:
-                check = getattr(importlib.import_module(module), fn)
-            except (ImportError, AttributeError):
-                check = None
-            if check is not None:
-                check(spec, ctl.store)
-        data = spec.model_dump(mode="json")
-        job = ctl.store.find_job(tenant, kind, name)
-        if job is None:
-            job = ctl.store.create_job(tenant=tenant, kind=kind, name=name, spec=data, actor=who.actor)
-        elif job.status not in ("failed", "cancelled"):
-            raise ConflictError(f"{kind} job {name!r} already exists ({job.status})")
-        elif job.spec != data:
-            raise ConflictError(f"{kind} job {name!r} exists with a different spec; resubmit it unchanged to resume")
-        return job_object(ctl.runner.submit(job, who.actor))
+        run = open_job(kind, spec, ctl.store, who.actor, name=_name(kind, spec, body),
+                       preflight=request.app.state.preflight)  # refused -> nothing created
+        return job_object(ctl.runner.submit(run.job, who.actor))
 
     def list_(tenant: str, request: Request, status: str | None = None, limit: int = Query(20, ge=1, le=100),
               after: str | None = None, who: Principal = Depends(require("viewer"))) -> dict:
@@ -111,10 +92,7 @@ def _routes(segment: str, kind: str, cls_name: str) -> None:
 
     def cancel(tenant: str, job: str, request: Request, who: Principal = Depends(require("developer"))) -> dict:
         ctl = control(request)
-        rec = find(ctl, tenant, kind, job)
-        if rec.status in TERMINAL:
-            raise ConflictError(f"{kind} job {rec.name!r} is already {rec.status}; nothing to cancel")
-        return job_object(ctl.runner.cancel(rec, who.actor))
+        return job_object(cancel_job(ctl.store, ctl.runner, find(ctl, tenant, kind, job), who.actor))
 
     base = f"/tenants/{{tenant}}/{segment}"
     tag = [segment]
@@ -130,5 +108,5 @@ def _routes(segment: str, kind: str, cls_name: str) -> None:
     router.add_api_route(f"{base}/{{job}}/cancel", cancel, methods=["POST"], name=f"{op}_cancel", tags=tag)
 
 
-for _segment, (_kind, _cls) in KINDS.items():
-    _routes(_segment, _kind, _cls)
+for _segment, _kind in SEGMENTS.items():
+    _routes(_segment, _kind)

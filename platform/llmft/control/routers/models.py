@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, Query, Request
 
 from llmft.control.auth import Principal
 from llmft.control.deps import control, require, require_role
 from llmft.control.paths import check_location
 from llmft.control.schemas import ModelRegister, Promote, page
-from llmft.errors import ConflictError, NotFoundError, SpecError
+from llmft.errors import NotFoundError, SpecError
 
 router = APIRouter(tags=["models"])
-OUTPUT_KEYS = ("adapter_dir", "output_dir", "final_dir", "adapter_path", "path")
-
-
-def _job_output(ctl, tenant: str, job_id: str) -> str:  # noqa: ANN001
-    job = ctl.store.get_job(tenant, job_id)
-    if job.kind != "training":
-        raise NotFoundError(f"training job {job_id!r} not found for tenant {tenant!r}")
-    if job.status != "succeeded":
-        raise ConflictError(f"training job {job.name!r} is {job.status}; only a succeeded job can be registered")
-    for node in (job.result or {}, (job.result or {}).get("outcome") or {}):
-        for key in OUTPUT_KEYS:
-            if isinstance(node.get(key), str):
-                return node[key]
-    raise ConflictError(f"training job {job.name!r} recorded no output directory (looked for {', '.join(OUTPUT_KEYS)})")
 
 
 @router.post("/tenants/{tenant}/models", status_code=201)
@@ -34,11 +22,16 @@ def register_model(tenant: str, body: ModelRegister, request: Request,
     ctl = control(request)
     if (body.source is None) == (body.source_job is None):
         raise SpecError("give exactly one of source or source_job")
-    if body.source_job is not None:
-        source = _job_output(ctl, tenant, body.source_job)
+    if body.source_job is not None:  # the job's recorded checkpoint, re-verified; lineage from the job record
+        from llmft.jobs.release import register_job_output
+
+        rec = register_job_output(ctl.registry, tenant, body.name, actor=who.actor, job_ref=body.source_job,
+                                  description=body.description)
     else:
         source = str(check_location(tenant, body.source, "source"))
-    rec = ctl.registry.register(tenant, body.name, source, actor=who.actor, description=body.description)
+        if not Path(source).is_dir():
+            raise NotFoundError(f"source: {body.source!r} is not a directory under the tenant's inbox")
+        rec = ctl.registry.register(tenant, body.name, source, actor=who.actor, description=body.description)
     return ctl.registry.show(tenant, rec.ref)
 
 

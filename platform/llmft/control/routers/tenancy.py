@@ -6,8 +6,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from llmft.control.auth import Principal, check_grant
 from llmft.control.deps import control, principal, require
+from llmft.control.middleware import INT64_MAX
 from llmft.control.schemas import KeyCreate, TenantCreate, page
 from llmft.errors import NotFoundError, PermissionDeniedError
+from llmft.store.audit_chain import verify_records
 
 router = APIRouter(tags=["tenants"])
 
@@ -67,7 +69,7 @@ def revoke_key(tenant: str, key_id: str, request: Request, who: Principal = Depe
 
 
 @router.get("/tenants/{tenant}/audit", tags=["audit"])
-def audit_records(tenant: str, request: Request, since_seq: int = Query(0, ge=0),
+def audit_records(tenant: str, request: Request, since_seq: int = Query(0, ge=0, le=INT64_MAX),
                   limit: int = Query(100, ge=1, le=1000), who: Principal = Depends(require("admin"))) -> dict:
     """This tenant's audit records (chain fields included), oldest first."""
     rows = []
@@ -80,5 +82,31 @@ def audit_records(tenant: str, request: Request, since_seq: int = Query(0, ge=0)
 
 @router.get("/tenants/{tenant}/audit/verify", tags=["audit"])
 def audit_verify(tenant: str, request: Request, who: Principal = Depends(require("admin"))) -> dict:
-    """Walk the whole hash chain; a tampered record is named by its sequence number."""
-    return control(request).store.audit.verify().as_dict()
+    """Walk the whole hash chain; a tampered record is named by its sequence number.
+
+    The platform admin sees the whole chain's verdict; a tenant admin sees its own tenant's view:
+    how many of its records verified, whether the chain holds, and which record broke it only when
+    that record is its own (no platform-wide counts).
+    """
+    audit = control(request).store.audit
+    if who.platform_admin:
+        return {**audit.verify().as_dict(), "scope": "platform"}
+    seen = {"mine": 0, "last": None}
+
+    def walk():  # noqa: ANN202 - counts this tenant's records as the chain is verified
+        for rec in audit.records():
+            seen["last"] = rec
+            if rec["tenant"] == tenant:
+                seen["mine"] += 1
+            yield rec
+
+    verdict = verify_records(walk())
+    mine, last = seen["mine"], seen["last"]
+    bad_is_mine = not verdict.ok and last is not None and last["seq"] == verdict.first_bad_seq \
+        and last["tenant"] == tenant
+    if bad_is_mine:
+        mine -= 1  # the broken record itself did not verify
+    return {"ok": verdict.ok, "scope": "tenant", "tenant": tenant, "records": mine,
+            "first_bad_seq": verdict.first_bad_seq if bad_is_mine else None,
+            "reason": verdict.reason if bad_is_mine or verdict.ok else
+            "the chain is broken at a record of another tenant or of the platform; the platform admin can see where"}

@@ -1,0 +1,204 @@
+"""The production backends, started for a test session: a throwaway PostgreSQL 15 cluster and an MLflow server.
+
+Plain classes (no pytest) so benchmarks/backends.py starts the same services; the fixtures at the
+bottom wrap them. Postgres runs as an unprivileged user (initdb refuses root): as root, the
+system user `llmftpg` is created if missing and the server runs under `runuser`. Both listen on
+loopback only, on free ports, with trust auth (nothing else can reach them), and are stopped
+and deleted after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path(os.environ.get("LLMFT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_OS_USER = "llmftpg"  # the unprivileged system user the server runs as when tests run as root
+PG_ROLE = "llmft"  # the cluster's superuser role the platform connects as
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_missing() -> str | None:
+    """Why a Postgres cluster cannot be started here, or None."""
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        if not (PG_BIN / tool).is_file():
+            return f"PostgreSQL binaries not found: {PG_BIN / tool} (install postgresql-15 or set LLMFT_PG_BIN)"
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg not installed (pip install 'psycopg[binary]')"
+    return None
+
+
+def _ensure_os_user() -> str | None:
+    """As root, the unprivileged user to run Postgres as (created if missing); else None (run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],
+                       check=True, capture_output=True)
+    return PG_OS_USER
+
+
+class PostgresCluster:
+    """initdb + pg_ctl in a temp dir on a free loopback port; `url(db)` after `create_database(db)`."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable  # False: fsync off (a throwaway test cluster); True: Postgres' defaults
+        self.port = 0
+        self.root: Path | None = None
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        cmd = [str(PG_BIN / args[0]), *args[1:]]
+        if self._user:
+            cmd = ["runuser", "-u", self._user, "--", *cmd]
+        done = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True)
+        if done.returncode:
+            log = (self.root / "server.log") if self.root else None
+            tail = log.read_text()[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stderr or done.stdout}\n{tail}")
+        return done
+
+    def start(self) -> "PostgresCluster":
+        self._user = _ensure_os_user()
+        self.root = Path(tempfile.mkdtemp(prefix="llmft-pg-"))  # /tmp, not pytest's root-only tmp tree
+        if self._user:
+            shutil.chown(self.root, self._user, self._user)
+        data = self.root / "data"
+        self._run("initdb", "-D", str(data), "-U", PG_ROLE, "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.port = free_port()
+        opts = [f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=127.0.0.1", "-c max_connections=200"]
+        if not self.durable:
+            opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
+                  "-o", " ".join(opts), "start")
+        return self
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_ROLE, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"postgresql+psycopg://{PG_ROLE}@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.root is None:
+            return
+        try:
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        except RuntimeError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+
+
+class MlflowServer:
+    """`mlflow server` on a free loopback port: Postgres backend store, artifacts proxied to a local directory.
+
+    `--serve-artifacts --artifacts-destination DIR`: clients write artifacts through the
+    server (mlflow-artifacts:/ URIs), never to DIR directly, as they would with object storage.
+    """
+
+    def __init__(self, backend_uri: str, artifacts: Path) -> None:
+        self.backend_uri, self.artifacts = backend_uri, Path(artifacts)
+        self.proc: subprocess.Popen | None = None
+        self.uri = ""
+
+    def start(self, timeout: float = 120) -> "MlflowServer":
+        port = free_port()
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.log = self.artifacts.parent / "mlflow-server.log"
+        mlflow = Path(sys.executable).with_name("mlflow")
+        cmd = [str(mlflow), "server", "--backend-store-uri", self.backend_uri, "--serve-artifacts",
+               "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]
+        # no background job runner (its 7 huey consumers): tracking and the registry do not need it
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        import urllib.request
+
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited ({self.proc.returncode}): {self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server not healthy after {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            import signal
+
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: uvicorn and its workers
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL 15 cluster for the session; skipped (with the reason) only where its binaries are absent.
+
+    LLMFT_REQUIRE_BACKENDS=1 (set by .ci/run) turns that skip into a failure.
+    """
+    missing = postgres_missing()
+    if missing and os.environ.get("LLMFT_REQUIRE_BACKENDS") == "1":  # CI: a skipped tier would hide a regression
+        pytest.fail(f"LLMFT_REQUIRE_BACKENDS=1 but {missing}")
+    if missing:
+        pytest.skip(missing)
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+_DB_COUNT = [0]
+
+
+@pytest.fixture
+def pg_url(postgres, monkeypatch):
+    """A fresh database for one test, named in LLMFT_DB_URL (so Store() and the job processes use it)."""
+    _DB_COUNT[0] += 1
+    url = postgres.create_database(f"llmft_t{_DB_COUNT[0]}_{os.getpid()}")
+    monkeypatch.setenv("LLMFT_DB_URL", url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """An MLflow tracking server on its own Postgres database, artifacts served through it."""
+    backend = postgres.create_database("mlflow")
+    server = MlflowServer(backend, tmp_path_factory.mktemp("mlflow-server") / "artifacts").start()
+    yield server
+    server.stop()
