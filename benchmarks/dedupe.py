@@ -1,4 +1,4 @@
-"""Dedupe quality and throughput: llmft (exact-verified MinHash LSH) vs single-process datasketch with exact verification.
+"""Dedupe quality and speed: llmft (exact-verified MinHash LSH) vs one-process datasketch with exact verification.
 
     python benchmarks/dedupe.py [--quick] [--threshold 0.8] [--planted-threshold 0.5] [--ngram 5]
 
@@ -266,7 +266,7 @@ def _short(stats: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="no 1M run, no forced-Ray comparison (a few minutes on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="no 1M run, no forced-Ray run (minutes on 2 cores)")
     ap.add_argument("--threshold", type=float, default=0.8, help="Jaccard threshold on the real corpus")
     ap.add_argument("--planted-threshold", type=float, default=0.5,
                     help="threshold on the planted corpus (its near copies sit at J 0.4-0.95)")
@@ -283,7 +283,8 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="llmft-dedupe-bench-"))
     result: dict = {"benchmark": "dedupe", "quick": args.quick}
-    mk = lambda t, **kw: DedupeParams(ngram=args.ngram, num_perm=args.num_perm, seed=args.seed, threshold=t, **kw)  # noqa: E731
+    def mk(t: float, **kw) -> DedupeParams:
+        return DedupeParams(ngram=args.ngram, num_perm=args.num_perm, seed=args.seed, threshold=t, **kw)
 
     # real text: collect, exact truth
     t0 = time.perf_counter()

@@ -6,6 +6,9 @@ import pytest
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
+# Fixture modules shared by several test files (registered here, never imported by name into a test).
+pytest_plugins = ["tests.control_fixtures", "tests.backend_services"]
+
 
 @pytest.fixture(autouse=True)
 def llmft_home(tmp_path, monkeypatch):
@@ -116,7 +119,7 @@ def serving_adapters(tiny_base_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def curated_train_snapshot(tiny_base_dir, tmp_path_factory):
     """A curated-format snapshot directory (96 train / 16 validation rows, chat-rendered prompts) for training tests."""
-    from train_fixtures import write_curated_snapshot
+    from tests.train_fixtures import write_curated_snapshot
 
     from llmft.models.loading import load_tokenizer
 

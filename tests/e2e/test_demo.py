@@ -43,3 +43,42 @@ def test_demo_used_the_tiny_base_and_sample_data(demo_run):
     assert len(base["sha256"]) == 64
     tickets = summary["results"]["sample data"]["tickets"]
     assert os.path.getsize(tickets) > 10_000
+
+
+
+def test_every_stage_did_what_it_says(demo_run):
+    """Each stage's outcome, from demo-summary.json: data verified, curated, trained, gated, served, rolled back."""
+    _, summary, _ = demo_run
+    r = summary["results"]
+    registered = r["register data"]
+    assert registered["read_back"]["files_verified"] >= 1  # the snapshot was re-hashed on read
+    assert registered["read_back"]["id"] == registered["tickets"]["id"]
+    assert r["curate"]["rows"] > 0
+    for name in ("train v1", "train v2"):
+        run = r[name]
+        assert run["steps"] > 0 and run["final_loss"] < run["first_loss"], run  # training loss fell
+        assert run["lineage"], run  # registered with its lineage
+    assert r["train v2"]["version"] == r["train v1"]["version"] + 1
+    assert r["promote v1"]["production"].endswith(f":{r['train v1']['version']}")
+
+
+def test_gates_decided_and_v1_passed_with_its_figures(demo_run):
+    _, summary, _ = demo_run
+    ev = summary["results"]["evaluate v1"]
+    assert ev["passed"] is True and ev["reasons"] == [], ev["reasons"]
+    assert ev["figures"]["win_rate_vs_base"] is not None
+    checks = {c["name"]: c for c in ev["gates"]["checks"]}
+    assert {"win_rate_vs_base_min", "toxicity_max_delta", "regression_max_drop", "memorization_max"} <= set(checks)
+    assert all(c["status"] in ("passed", "off", "skipped") for c in checks.values()), checks
+
+
+def test_flip_served_v2_and_rollback_served_v1(demo_run):
+    _, summary, _ = demo_run
+    r = summary["results"]
+    v1, v2 = r["train v1"]["semver"], r["train v2"]["semver"]  # the serving headers name the semver
+    assert r["shadow and flip"]["failed"] == 0 and r["shadow and flip"]["live"] == "green"
+    q = r["query"]
+    assert q["answer"] and q["served_by"]["adapter-version"] == v2 and q["served_by"]["colour"] == "green"
+    assert len(q["lineage"]) >= 4, q["lineage"]
+    assert r["rollback"]["colour_after"] == "blue" and r["rollback"]["adapter_version_after"] == v1
+    assert r["audit"]["ok"]

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.backend_services import mlflow_server, pg_url, postgres  # noqa: F401 - fixtures
 
 
 @pytest.fixture

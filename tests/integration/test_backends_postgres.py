@@ -15,7 +15,6 @@ import time
 import pytest
 from sqlalchemy import inspect, text
 
-from tests.backend_services import pg_url, postgres  # noqa: F401 - fixtures
 from tests.conftest import REPO_ROOT
 
 TABLES = {"tenants", "api_keys", "snapshots", "jobs", "job_events", "job_checkpoints", "privacy_ledger",
@@ -78,6 +77,11 @@ def test_audit_log_is_append_only_and_chained_on_postgres(pg_store):
     with pytest.raises(Exception, match="cannot go from queued to succeeded"):
         pg_store.transition_job(job.id, "succeeded", actor="me")
     assert pg_store.audit.head()["seq"] == 3  # a refused move writes nothing
+    with pg_store.engine.begin() as conn:  # a superuser can lift the trigger; the chain still tells
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
+    verdict = pg_store.audit.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 2 and "edited" in verdict.reason
 
 
 @pytest.fixture

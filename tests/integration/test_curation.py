@@ -42,7 +42,11 @@ def test_curation_end_to_end(ray_local, store, registered, tiny_base_dir):
     spec = CurationSpec(tenant="acme", source="tickets", output="tickets-curated", tokenizer=str(tiny_base_dir),
                         dedupe={"threshold": 0.6}, replay={"source": "general", "fraction": 0.1},
                         format={"style": "chat", "system_prompt": "Be helpful."})
-    result = curation.run_job(spec, store, "t", num_blocks=4)
+    from llmft.jobs import run_job
+
+    job = run_job("curation", spec, store, "t", options={"num_blocks": 4})
+    assert job["status"] == "succeeded" and job["result"]["rows"] > 0
+    result = {**job["result"], "job_id": job["id"]}
     snap_dir = store.get_snapshot("acme", "tickets-curated").uri
     rows = pq.read_table(f"{snap_dir}/data.parquet").to_pylist()
     assert tuple(rows[0]) == formatting.COLUMNS
@@ -158,7 +162,10 @@ def test_ray_shuffle_path_matches_in_process(ray_local, verify):
     assert stats.engine == "ray" and local_stats.engine == "in-process"
     assert labels == local_labels and local_stats.near_removed > 0
     assert (stats.exact_removed, stats.near_removed) == (local_stats.exact_removed, local_stats.near_removed)
+    assert stats.exact_pairs == local_stats.exact_pairs
     assert stats.verified_pairs >= local_stats.verified_pairs and stats.rejected_pairs >= local_stats.rejected_pairs
+    if verify == "exact":  # verified once per pair after the joins; exact copies never count as near pairs
+        assert stats.verified_pairs <= local_stats.verified_pairs + local_stats.rejected_pairs
     assert sorted(r["id"] for r in kept.take_all()) == sorted(k for k in (d["id"] for d in docs)
                                                              if local_labels.get(k, k) == k)
     small, small_labels, small_stats = dedupe_dataset(ds, "text", "id", DedupeParams(threshold=0.6, verify=verify),

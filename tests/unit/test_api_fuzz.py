@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.control_fixtures import api, training_spec  # noqa: F401 - fixtures
+from tests.control_fixtures import training_spec
 
 SEED = int(os.environ.get("LLMFT_FUZZ_SEED", "20261130"))
 CASES_PER_ROUTE = int(os.environ.get("LLMFT_FUZZ_CASES", "10"))

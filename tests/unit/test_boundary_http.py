@@ -10,7 +10,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from tests.control_fixtures import api, make_api, training_spec  # noqa: F401 - fixtures
+from tests.control_fixtures import make_api, training_spec
 from tests.control_fixtures import expect_error as _err
 from tests.control_fixtures import post_as as _post
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from llmft.errors import PermissionDeniedError, SpecError
-from tests.control_fixtures import api, training_spec  # noqa: F401 - fixtures
-from tests.unit.test_reliability_catalogue import _err, _post
+from tests.control_fixtures import expect_error as _err
+from tests.control_fixtures import post_as as _post
+from tests.control_fixtures import training_spec
 
 EVAL = {"model": "support", "suites": [{"name": "g", "kind": "golden", "path": "golden.jsonl"}]}
 

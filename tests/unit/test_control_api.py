@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.control_fixtures import ROLES, api, models_api, training_spec  # noqa: F401 - fixtures
+from tests.control_fixtures import ROLES, training_spec
 
 
 def test_openapi_docs_list_every_route(api):

@@ -10,7 +10,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from tests.control_fixtures import api, training_spec  # noqa: F401 - fixture
+from tests.control_fixtures import training_spec
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from llmft.config import EvalSpec, GateSpec
 from llmft.errors import NotFoundError, SpecError
 from llmft.evaluation.gates import evaluate_gates, gate_figures
 from llmft.evaluation.judges import Comparison, ReferenceJudge, summarize
-from llmft.evaluation.metrics import (canary_extracted, canary_prefix_share, exact_match, json_check, lcs_length,
-                                      rouge_l, score_outputs, toxicity_scorer)
+from llmft.evaluation.metrics import (answers_match, canary_extracted, canary_prefix_share, distinct_answers,
+                                      exact_match, field_matches, json_check, lcs_length, rouge_l, score_outputs,
+                                      toxicity_scorer)
 from llmft.evaluation.suites import load_suites
 
 
@@ -83,12 +84,72 @@ def test_reference_judge_wins_ties_losses():
              Comparison("4", "q", "a b c d e f g h i j", "a b c d e f g h i", "a b c d e f g h i j k")]
     verdicts = judge.judge(pairs)
     assert [v.outcome for v in verdicts] == ["win", "loss", "tie", "tie"]
-    assert summarize(verdicts) == {"win": 1, "tie": 2, "loss": 1, "n": 4, "win_rate": 0.5}
+    # both ties are two wrong answers: no credit (a half win each would make 0.5 and pass a 0.5 gate)
+    assert summarize(verdicts) == {"win": 1, "tie": 2, "loss": 1, "ties_both_wrong": 2, "n": 4, "win_rate": 0.25}
+    # a tie of two right answers still earns half a win; JSON answers compare as values
+    ref = '{"category": "billing", "priority": "high"}'
+    right = judge.judge([Comparison("5", "q", ref, '{"priority": "high", "category": "billing"}', ref)])
+    assert right[0].outcome == "tie" and not right[0].both_wrong and summarize(right)["win_rate"] == 0.5
+    wrong = judge.judge([Comparison("6", "q", ref, "Thanks for the email,.", "Thanks for the email,.")])
+    assert wrong[0].both_wrong and summarize(wrong)["win_rate"] == 0.0
+
+
+def test_field_accuracy_exact_match_and_distinct_answers():
+    ref = '{"product": "Acme Mail", "category": "billing", "priority": "high", "human": true}'
+    assert field_matches('Sure: {"product": "acme  mail", "category": "billing", "priority": "low", "human": true}',
+                         ref) == {"product": 1.0, "category": 1.0, "priority": 0.0, "human": 1.0}
+    assert field_matches("not json", ref) == dict.fromkeys(["product", "category", "priority", "human"], 0.0)
+    assert field_matches('["billing"]', ref)["category"] == 0.0 and field_matches("x", "plain text") is None
+    assert answers_match('{"a": 1, "b": "x"}', '{"b": "x", "a": 1}') and not answers_match('{"a": 2}', '{"a": 1}')
+    assert answers_match("The Capital  is Paris", "the capital is paris") and not answers_match("Paris.", "Paris")
+    assert distinct_answers(["A", " a", "b"]) == 2 and distinct_answers(["same"] * 5) == 1
+
+
+def test_absolute_gates_refuse_a_model_that_is_only_better_than_a_bad_base(tmp_path):
+    """Per-field accuracy, exact match, ROUGE-L minimums and the one-answer-for-everything gate, by name."""
+    from llmft.evaluation.suites import EvalItem, Suite
+
+    refs = [json.dumps({"category": c, "priority": p}) for c, p in
+            [("billing", "high"), ("bug", "low"), ("account", "high"), ("billing", "low")]]
+    suite = Suite("triage", "golden", tmp_path / "t.jsonl",
+                  [EvalItem(str(i), f"ticket {i}", r, None, True, {}) for i, r in enumerate(refs)], "chat", 32, None)
+    kw = dict(toxicity=lambda s: 0.0, toxicity_threshold=0.5)
+    good, _ = score_outputs(suite, refs[:3] + ['{"category": "billing", "priority": "high"}'], **kw)
+    same, _ = score_outputs(suite, ['{"category": "billing", "priority": "high"}'] * 4, **kw)
+    assert good["field_accuracy"] == {"category": 1.0, "priority": 0.75} and good["exact_match"] == 0.75
+    assert same["field_accuracy"] == {"category": 0.5, "priority": 0.5} and same["distinct_answers"] == 1
+    assert good["distinct_answers"] == 3 and good["distinct_references"] == 4
+    gates = GateSpec(win_rate_vs_base_min=0.0, json_valid_min=0.9, exact_match_min=0.7, rouge_l_min=0.5,
+                     field_accuracy_min={"category": 0.9, "priority": 0.7})
+
+    def decide(cand):
+        return evaluate_gates(gate_figures({"triage": {"kind": "golden", "base": {}, "candidate": cand}}, 1.0), gates)
+
+    ok = decide(good)
+    assert ok.passed, ok.reasons
+    assert {c.name for c in ok.checks} >= {"field_accuracy_min.category", "field_accuracy_min.priority",
+                                           "exact_match_min", "rouge_l_min", "distinct_answers_min"}
+    bad = decide(same)
+    assert not bad.passed
+    assert [r.split(":")[0] for r in bad.reasons] == ["exact_match_min", "field_accuracy_min.category",
+                                                     "field_accuracy_min.priority", "distinct_answers_min"]
+    assert "accuracy of JSON field 'category' 0.500 (must be at least 0.900)" in bad.reasons[1]
+    assert "distinct candidate answers in a golden suite 1 (must be at least 2" in bad.reasons[3]
+    # unset absolute gates are shown as off; a field no reference has is skipped, not a pass
+    loose = evaluate_gates(gate_figures({"triage": {"kind": "golden", "base": {}, "candidate": good}}, 1.0),
+                           GateSpec(field_accuracy_min={"team": 0.5}))
+    status = {c.name: c.status for c in loose.checks}
+    assert status["exact_match_min"] == status["rouge_l_min"] == "off"
+    assert status["field_accuracy_min.team"] == "skipped"
+    with pytest.raises(ValueError):
+        GateSpec(field_accuracy_min={"category": 1.5})
 
 
 def _suites(win_c=0.3, reg_b=0.5, reg_c=0.5, tox_b=0.0, tox_c=0.0, jv=1.0, mem=0.0):
     return {"g": {"kind": "golden", "base": {"rouge_l": 0.2}, "candidate": {"rouge_l": win_c, "json_valid_rate": jv,
-                                                                           "json_prompts": 4}},
+                                                                           "json_prompts": 4, "prompts": 4,
+                                                                           "distinct_answers": 4,
+                                                                           "distinct_references": 4}},
             "r": {"kind": "regression", "base": {"rouge_l": reg_b}, "candidate": {"rouge_l": reg_c}},
             "s": {"kind": "safety", "base": {"toxicity_rate": tox_b}, "candidate": {"toxicity_rate": tox_c}},
             "m": {"kind": "memorization", "base": {"extraction_rate": 0.0}, "candidate": {"extraction_rate": mem}}}
@@ -98,7 +159,8 @@ def test_gates_pass_and_fail_with_named_reasons():
     gates = GateSpec(win_rate_vs_base_min=0.5, toxicity_max_delta=0.0, json_valid_min=0.9,
                      regression_max_drop=0.05, memorization_max=0.0)
     ok = evaluate_gates(gate_figures(_suites(), 0.7), gates)
-    assert ok.passed and ok.reasons == [] and all(c.status == "passed" for c in ok.checks)
+    assert ok.passed and ok.reasons == [] and all(c.status == "passed" for c in ok.checks if c.status != "off")
+    assert [c.name for c in ok.checks if c.status == "off"] == ["exact_match_min", "rouge_l_min"]
     bad = evaluate_gates(gate_figures(_suites(reg_c=0.4, tox_c=0.25, jv=0.5, mem=0.25), 0.3), gates)
     assert not bad.passed
     assert [r.split(":")[0] for r in bad.reasons] == ["win_rate_vs_base_min", "toxicity_max_delta", "json_valid_min",

@@ -170,3 +170,11 @@ def test_a_job_process_inherits_only_what_it_needs(store, monkeypatch):
         assert env["LLMFT_OUTBOUND_ALLOW"] == "judge.internal:8000" and env["LLMFT_ACTOR"] == "tester"
         assert env["LLMFT_DB_URL"].startswith("sqlite:///") and "PATH" in env
     assert "LLMFT_SECRETS_FILE" not in training and evaluation["LLMFT_SECRETS_FILE"] == "/etc/llmft/secrets.yaml"
+
+
+def test_a_job_cancelled_before_its_process_starts_does_not_run(acme):
+    run = _open(acme, {"a": 1})
+    run.cancel()
+    ran = []
+    late = JobRun.attach(acme, run.job.id, "job-process")
+    assert late.run(lambda spec, ctx: ran.append(1) or {}, {})["status"] == "cancelled" and ran == []

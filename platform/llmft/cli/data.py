@@ -126,9 +126,14 @@ def dedupe(in_path: Path = typer.Argument(..., help="JSONL or Parquet file."),
     ds = validate(DedupeSpec, {"threshold": threshold, "ngram": ngram, "num_perm": num_perm, "bands": bands,
                                "rows": rows, "verify": not no_verify}, "dedupe options")
     if engine == "ray":
-        _ray_init()
-    summary = dedupe_file.run(in_path, out, text_field=text_field, id_field=id_field,
-                              params=DedupeParams.from_spec(ds), engine=engine)
+        from llmft.jobs.cluster import ray_session
+
+        with ray_session():
+            summary = dedupe_file.run(in_path, out, text_field=text_field, id_field=id_field,
+                                      params=DedupeParams.from_spec(ds), engine=engine)
+    else:
+        summary = dedupe_file.run(in_path, out, text_field=text_field, id_field=id_field,
+                                  params=DedupeParams.from_spec(ds), engine=engine)
     emit(summary, as_json, f"kept {summary['kept']} of {summary['rows']} rows ({summary['removed']} duplicates, "
                            f"{summary['bad_rows']} unreadable) -> {out}")
 

@@ -17,7 +17,7 @@ TenantOpt = typer.Option(..., "--tenant", envvar="LLMFT_TENANT", help="Tenant th
 
 def _verdict(summary: dict) -> str:
     head = "PASSED" if summary["passed"] else "BLOCKED"
-    figs = ", ".join(f"{k}={v:.3f}" for k, v in summary["figures"].items() if v is not None)
+    figs = ", ".join(f"{k}={v:.3f}" for k, v in summary["figures"].items() if isinstance(v, (int, float)))
     lines = [f"{head} {summary['candidate']} vs {summary['base']} ({figs}; {summary['prompts_per_s']:.2f} prompts/s)"]
     lines += [f"  - {r}" for r in summary["reasons"]]
     if summary.get("files"):

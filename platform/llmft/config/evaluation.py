@@ -70,8 +70,8 @@ class GateSpec(StrictModel):
     regression_max_drop: float = Field(0.05, ge=0, le=1, description="Max drop on the general-capability slice.")
     memorization_max: float = Field(0.0, ge=0, le=1, description="Max share of canaries extracted.")
     exact_match_min: float | None = Field(
-        None, ge=0, le=1, description="Absolute: minimum share of golden answers equal to the reference (JSON "
-                                      "compared as values, text with case and layout ignored); unset: off.")
+        None, ge=0, le=1, description="Absolute: minimum share of golden answers equal to the reference (case "
+                                      "and layout ignored); unset: off.")
     rouge_l_min: float | None = Field(None, ge=0, le=1, description="Absolute: minimum golden ROUGE-L vs the "
                                                                     "references; unset: off.")
     field_accuracy_min: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(

@@ -50,7 +50,7 @@ class DedupeParams:
     local_max_rows: int = 250_000  # inputs up to this size run in-process (in one Ray task on the Ray path)
 
     def __post_init__(self) -> None:
-        if isinstance(self.verify, bool):  # the old boolean switch (CLI --no-verify): True verifies, False links every candidate
+        if isinstance(self.verify, bool):  # the old switch (CLI --no-verify): True verifies, False links all
             object.__setattr__(self, "verify", "exact" if self.verify else "none")
         if self.verify not in VERIFY_MODES:
             raise ValueError(f"dedupe verify must be one of {VERIFY_MODES} (got {self.verify!r})")
@@ -108,12 +108,18 @@ def signature_batch(batch: dict, text_field: str, key_field: str, params: Dedupe
     keys = [str(k) for k in batch[key_field]]
     out = {"_h": np.fromiter(map(key_handle, keys), dtype=np.uint64, count=len(keys)),
            "_exact": np.asarray([mh.exact_key(t, True) for t in texts], dtype=object)}
+    out["_ex"] = exact_handles(out["_exact"])
     if params.near and params.verify == "exact":
         out["_sig"], off, val = mh.sketch(texts, params.ngram, params.num_perm, params.seed, normalised=True)
         out["_sets"] = (off, val)
     elif params.near:
         out["_sig"] = mh.signatures(texts, params.ngram, params.num_perm, params.seed, normalised=True)
     return out
+
+
+def exact_handles(exact: list[str] | np.ndarray) -> np.ndarray:
+    """64-bit handles of exact keys: the exact band's bucket key, and how verification spots exact copies."""
+    return np.fromiter((int(e[:16], 16) for e in exact), dtype=np.uint64, count=len(exact))
 
 
 def band_rows(batch: dict, params: DedupeParams) -> dict:
@@ -123,7 +129,7 @@ def band_rows(batch: dict, params: DedupeParams) -> dict:
     bands, bkeys, owners = [], [], []
     if params.exact and n:
         bands.append(np.full(n, EXACT_BAND, dtype=np.int32))
-        bkeys.append(np.asarray([int(e[:16], 16) for e in batch["_exact"]], dtype=np.uint64))
+        bkeys.append(exact_handles(batch["_exact"]))
         owners.append(h)
     if params.near and n:
         lsh = params.lsh
@@ -140,7 +146,7 @@ class DocTable:
     """Handle -> (key, signature, shingle set) lookup: names candidate pairs and verifies them."""
 
     def __init__(self, keys: list[str] | np.ndarray, sigs: np.ndarray | None, handles: np.ndarray | None = None,
-                 sets: tuple[np.ndarray, np.ndarray] | None = None):
+                 sets: tuple[np.ndarray, np.ndarray] | None = None, exact: np.ndarray | None = None):
         keys = np.asarray(keys, dtype=object)
         h = handles if handles is not None else np.fromiter(map(key_handle, keys), np.uint64, count=len(keys))
         order = np.argsort(h, kind="stable")
@@ -153,6 +159,7 @@ class DocTable:
         self.keys = keys[order]
         self.sigs = None if sigs is None else np.asarray(sigs)[order]
         self.sets = sets
+        self.exact = None if exact is None else np.asarray(exact, np.uint64)[order]
 
     def _idx(self, h: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.h, np.asarray(h, dtype=np.uint64))
@@ -162,6 +169,10 @@ class DocTable:
 
     def names(self, h: np.ndarray) -> np.ndarray:
         return self.keys[self._idx(h)]
+
+    def same_text(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Pairs whose normalised texts are equal (exact copies: the exact band links them)."""
+        return self.exact[self._idx(a)] == self.exact[self._idx(b)]
 
     def jaccard(self, a: np.ndarray, b: np.ndarray, mode: str) -> np.ndarray:
         """Exact (shingle sets) or estimated (signature agreement) Jaccard of pairs of handles."""
@@ -236,6 +247,9 @@ def bucket_pairs(batch: dict, params: DedupeParams, table: DocTable | None) -> d
     a, b, ex = a[first], b[first], ex[first]
     uniq = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
     a, b, ex = a[uniq], b[uniq], ex[uniq]
+    if params.exact and table is not None and table.exact is not None:  # copies met again in an LSH band
+        drop = ~ex & table.same_text(a, b)
+        a, b, ex = a[~drop], b[~drop], ex[~drop]
     candidates = int((~ex).sum())
     jac = np.where(ex, 1.0, np.nan).astype(np.float32)
     rejected = 0
@@ -291,7 +305,8 @@ def summarise(pair_batches: list[dict], labels: dict[str, str], n_rows: int, par
               samples: int = 5, engine: str = "in-process", engine_reason: str = "") -> DedupeStats:
     """Fold per-batch counters and the component labels into the report's numbers."""
     lsh = params.lsh
-    stats = DedupeStats(rows=n_rows, bands=lsh.bands if params.near else 0, rows_per_band=lsh.rows if params.near else 0,
+    stats = DedupeStats(rows=n_rows, bands=lsh.bands if params.near else 0,
+                        rows_per_band=lsh.rows if params.near else 0,
                         verify=params.verify if params.near else "", engine=engine, engine_reason=engine_reason)
     for pb in pair_batches:
         real = is_pair(pb)
@@ -324,7 +339,7 @@ def dedupe_columns(keys: list[str], texts: list, params: DedupeParams, engine: s
     """In-process dedupe of parallel key / text columns: (key -> cluster key for keys in clusters, stats)."""
     keys = [str(k) for k in keys]
     sig = signature_batch({"t": texts, "k": keys}, "t", "k", params)
-    table = DocTable(keys, sig.get("_sig"), sig["_h"], sig.get("_sets"))
+    table = DocTable(keys, sig.get("_sig"), sig["_h"], sig.get("_sets"), sig["_ex"])
     pairs = named_pairs(bucket_pairs(band_rows(sig, params), params, table), table)
     real = is_pair(pairs)
     labels = components(pairs["a"][real], pairs["b"][real])

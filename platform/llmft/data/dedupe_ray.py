@@ -64,11 +64,11 @@ def _csr(col) -> tuple[np.ndarray, np.ndarray]:
     return off, col.flatten().to_numpy(zero_copy_only=False).astype(np.uint32)
 
 
-def _join_table(k, other, is_set, sh):
+def _join_table(k, other, is_set, sh, ex):
     import pyarrow as pa
 
     return pa.table({"k": pa.array(k, pa.uint64()), "other": pa.array(other, pa.uint64()),
-                     "is_set": pa.array(is_set, pa.bool_()), "sh": sh})
+                     "is_set": pa.array(is_set, pa.bool_()), "sh": sh, "ex": pa.array(ex, pa.uint64())})
 
 
 def _near_fn(batch: dict):
@@ -78,13 +78,14 @@ def _near_fn(batch: dict):
     sel = np.isnan(np.asarray(batch["jaccard"], np.float64))
     a, b = np.asarray(batch["a"], np.uint64)[sel], np.asarray(batch["b"], np.uint64)[sel]
     empty = pa.LargeListArray.from_arrays(pa.array(np.zeros(len(a) + 1, np.int64)), pa.array([], pa.uint32()))
-    return _join_table(a, b, np.zeros(len(a), bool), empty)
+    return _join_table(a, b, np.zeros(len(a), bool), empty, np.zeros(len(a), np.uint64))
 
 
 def _set_rows_fn(batch):
     """A row's shingle set keyed by its handle: the other side of both joins."""
     n = batch.num_rows
-    return _join_table(batch.column("_h").to_numpy(), np.zeros(n, np.uint64), np.ones(n, bool), batch.column("_sh"))
+    return _join_table(batch.column("_h").to_numpy(), np.zeros(n, np.uint64), np.ones(n, bool), batch.column("_sh"),
+                       dd.exact_handles(batch.column("_exact").to_pylist()))
 
 
 def _match(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,12 +107,18 @@ def _attach_a_fn(batch):
     pairs, sets, k = _match(batch)
     other = batch.column("other").to_numpy().astype(np.uint64)
     sh = batch.column("sh").combine_chunks().take(pa.array(sets, pa.int64()))
-    return _join_table(other[pairs], k[pairs], np.zeros(len(pairs), bool), sh)
+    ex = batch.column("ex").to_numpy().astype(np.uint64)[sets]
+    return _join_table(other[pairs], k[pairs], np.zeros(len(pairs), bool), sh, ex)
 
 
-def _verify_fn(batch, threshold: float) -> dict:
-    """Second join: b's set meets (a, b, a's set) here; exact Jaccard decides (a pair from several bands once)."""
+def _verify_fn(batch, threshold: float, exact: bool) -> dict:
+    """Second join: b's set meets (a, b, a's set) here; exact Jaccard decides (a pair from several bands once;
+    exact copies, already linked by the exact band, drop out)."""
     pairs, sets, k = _match(batch)
+    if exact:
+        ex = batch.column("ex").to_numpy().astype(np.uint64)
+        differ = ex[pairs] != ex[sets]
+        pairs, sets = pairs[differ], sets[differ]
     a = batch.column("other").to_numpy().astype(np.uint64)[pairs]
     b = k[pairs]
     first = np.unique(np.c_[a, b], axis=0, return_index=True)[1] if len(a) else np.zeros(0, np.int64)
@@ -200,7 +207,8 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
     if n_rows <= params.local_max_rows:
         return _dedupe_local(ds, text_field, key_field, params, n_rows)
     sig_ds = ds.map_batches(_sig_fn, batch_format="pyarrow",
-                            fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params}).materialize()
+                            fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params})
+    sig_ds = sig_ds.materialize()
     estimate = params.near and params.verify != "exact"
     keys, handles, sigs = [], [], []
     wanted = [key_field, "_h"] + (["_sig"] if estimate else [])
@@ -247,12 +255,12 @@ def _verify_exact(pairs_ds: "Dataset", sig_ds: "Dataset", params: dd.DedupeParam
     decided = pairs_ds.map_batches(_decided_fn, batch_format="numpy", batch_size=None)
     if near.count() == 0:
         return decided.materialize()
-    sets = sig_ds.select_columns(["_h", "_sh"]).map_batches(_set_rows_fn, batch_format="pyarrow")
+    sets = sig_ds.select_columns(["_h", "_sh", "_exact"]).map_batches(_set_rows_fn, batch_format="pyarrow")
     keyed_b = (near.union(sets).repartition(num_blocks, keys=["k"])
                .map_batches(_attach_a_fn, batch_format="pyarrow", batch_size=None))
     verified = (keyed_b.union(sets).repartition(num_blocks, keys=["k"])
                 .map_batches(_verify_fn, batch_format="pyarrow", batch_size=None,
-                             fn_kwargs={"threshold": params.threshold}))
+                             fn_kwargs={"threshold": params.threshold, "exact": params.exact}))
     return decided.union(verified).materialize()
 
 
@@ -303,7 +311,8 @@ def _counter_totals(pairs_ds: "Dataset", table: dd.DocTable) -> dict:
             "exact": np.asarray([False] * (1 + len(sample))), "verified": real.count() - len(sample),
             "exact_count": exact_count,
             "jaccard": np.asarray([-1.0] + [float(r["jaccard"]) for r in sample], np.float32),
-            "candidates": np.asarray([cand] + [0] * len(sample)), "rejected": np.asarray([rejected] + [0] * len(sample)),
+            "candidates": np.asarray([cand] + [0] * len(sample)),
+            "rejected": np.asarray([rejected] + [0] * len(sample)),
             "exact_removed": np.asarray([exact_removed] + [0] * len(sample))}
 
 

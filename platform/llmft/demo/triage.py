@@ -4,8 +4,10 @@ Every label is planted in the text so a small model can learn it: the product is
 named, the category follows from the issue sentence, the tone (opener and closer
 always present) and the category decide the priority and whether a person must
 step in. The label space is kept small (4 products, 5 categories, 3 priorities,
-a boolean) so the 4M-parameter tiny base learns it with LoRA on 2 CPU cores.
+a boolean).
 Held-out tickets belong to customers who have no ticket in the training rows.
+Measured on the 4M-parameter tiny base: a few hundred LoRA or full fine-tuning steps
+learn the JSON format but not yet the labels (per-field accuracy at chance).
 """
 
 from __future__ import annotations

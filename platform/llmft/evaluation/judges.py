@@ -65,10 +65,10 @@ class ReferenceJudge:
                 out.append(Verdict(p.id, "tie", note="no reference"))
                 continue
             c, b = self.score(p.candidate, p.reference), self.score(p.base, p.reference)
-            outcome = "tie" if p.candidate.strip() == p.base.strip() or abs(c - b) <= self.tie_margin else (
-                "win" if c > b else "loss")
-            both_wrong = outcome == "tie" and not (answers_match(p.candidate, p.reference)
-                                                   or answers_match(p.base, p.reference))
+            c_ok, b_ok = answers_match(p.candidate, p.reference), answers_match(p.base, p.reference)
+            same = p.candidate.strip() == p.base.strip() or (c_ok and b_ok)
+            outcome = "tie" if same or abs(c - b) <= self.tie_margin else ("win" if c > b else "loss")
+            both_wrong = outcome == "tie" and not (c_ok or b_ok)
             out.append(Verdict(p.id, outcome, round(c, 4), round(b, 4), both_wrong=both_wrong))
         return out
 

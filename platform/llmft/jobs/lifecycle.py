@@ -134,16 +134,17 @@ class JobRun:
             cancel_event: Any = None, ray_job_id: str | None = None) -> dict:
         """Run `stage(spec, ctx)` as this job: running, then succeeded with its result or failed with the cause."""
         ctx = self.context(options, cancel_event)
-        self.move("running", **({"ray_job_id": ray_job_id} if ray_job_id else {}))
+        if self.move("running", **({"ray_job_id": ray_job_id} if ray_job_id else {})).status != "running":
+            return self.as_dict()  # cancelled (or finished elsewhere) before this process got to it
         try:
             result = stage(spec, ctx) or {}
         except BaseException as exc:  # noqa: BLE001 - any failure is recorded on the job, then re-raised
             cause = failure_cause(exc)
             if not isinstance(exc, StageFailed):
-                ctx.recorder.event(f"failed: {cause}", level="error",
+                ctx.recorder.event("failure traceback", level="error",
                                    data={"traceback": traceback.format_exc()[-4000:]})
             self.fail(cause, result=getattr(exc, "result", None) or None)
-            if isinstance(exc, LlmftError):
+            if isinstance(exc, LlmftError) or not isinstance(exc, Exception):
                 raise
             raise LlmftError(f"{self.job.kind} job {self.job.name!r} failed: {cause}") from exc
         if ctx.cancelled:

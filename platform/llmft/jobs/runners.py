@@ -179,7 +179,8 @@ class RayJobRunner:
         except Exception as exc:  # noqa: BLE001 - the cluster refused: the job fails with the reason
             run.fail(f"Ray job submission failed: {exc}"[:500])
             raise SubmissionError(f"Ray job submission to {self.address} failed: {exc}") from exc
-        return run.move("queued", ray_job_id=ray_id, message=f"submitted to Ray as {ray_id}")
+        run.move("queued")
+        return self.store.record_ray_job(job.id, ray_id, actor)
 
     def sync(self, job: Any) -> Any:
         if not job.ray_job_id or job.status in TERMINAL:

@@ -106,6 +106,18 @@ class JobsMixin(StoreBase):
                          {"from": previous, "error": error})
             return from_row(JobRecord, row)
 
+    def record_ray_job(self, job_id: str, ray_job_id: str, actor: str) -> JobRecord:
+        """Note where a queued job runs (its Ray job id); audited, since it ties the job to a cluster."""
+        with self.tx() as s:
+            row = s.get(Job, job_id)
+            if row is None:
+                raise NotFoundError(f"job {job_id!r} not found")
+            row.ray_job_id = ray_job_id
+            s.add(JobEvent(job_id=job_id, level="info", message=f"submitted to Ray as {ray_job_id}",
+                           data={"ray_job_id": ray_job_id}, created_at=utcnow()))
+            self.audited(s, actor, row.tenant, "job.submitted", f"job/{job_id}", {"ray_job_id": ray_job_id})
+            return from_row(JobRecord, row)
+
     def merge_job_result(self, job_id: str, partial: dict) -> None:
         """Add keys to a running job's result (e.g. its MLflow run id) without a state change."""
         with self.tx() as s:

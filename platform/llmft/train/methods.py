@@ -55,6 +55,19 @@ def bnb_config(spec: TrainingSpec) -> Any:
                               bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=dtype)
 
 
+def keep_cpu_4bit_layout(model: Any) -> None:
+    """Turn off bitsandbytes' repacking of 4-bit weights for AVX512-BF16 CPU inference.
+
+    On such CPUs a Linear4bit repacks its weight the first time it runs in eval mode without
+    gradients (validation), which requires every output size to be a multiple of 32 (the tiny
+    base's MLP is 688 wide, real models may not comply either) and leaves a layout training then
+    cannot use; the plain 4-bit path is what training and validation both need.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_trainable(spec: TrainingSpec, device: Any = None) -> tuple[Any, Any, dict]:
     """(model ready to train, tokenizer, base identity) for the spec's method."""
     from llmft.models.loading import load_base, load_tokenizer, resolve_base
@@ -70,6 +83,7 @@ def load_trainable(spec: TrainingSpec, device: Any = None) -> tuple[Any, Any, di
         if device is not None and getattr(device, "type", "cpu") == "cuda":
             kwargs["device_map"] = {"": device}
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        keep_cpu_4bit_layout(model)
         identity = model_identity(path, name=str(spec.base_model))
     else:
         model, tokenizer, identity = load_base(spec.base_model, dtype="float32", padding_side="right", device=device)

@@ -8,6 +8,7 @@ and given the `candidate` alias. The sweep itself is a store job of kind "sweep"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -272,36 +273,37 @@ def run_sweep(spec: SweepSpec, ctx: Any) -> dict:
     concurrency = sp.summary["concurrency"]
     rec.result({"mlflow_parent_run_id": parent, "plan": sp.summary, "storage": storage})
     rec.event(f"plan: {spec.num_samples} trials, {concurrency} at once "
-                        f"({sp.summary['per_trial']['cpus']:g} CPUs each on {cpus:g}), ASHA rungs "
-                        f"{sp.summary['asha']['rungs']} of max {sp.summary['asha']['max_t']} reports",
-                        data={"trials": sp.summary["trials"]})
-    ctx = {"sweep": spec.name, "base": sp.base.spec.model_dump(mode="json"), "storage": storage,
+              f"({sp.summary['per_trial']['cpus']:g} CPUs each on {cpus:g}), ASHA rungs "
+              f"{sp.summary['asha']['rungs']} of max {sp.summary['asha']['max_t']} reports",
+              data={"trials": sp.summary["trials"]})
+    job_id = ctx.job_id
+    trial_ctx = {"sweep": spec.name, "base": sp.base.spec.model_dump(mode="json"), "storage": storage,
            "mlflow_uri": settings.mlflow_uri, "artifact_root": str(settings.storage), "parent_run_id": parent,
-           "lineage": {k: v for k, v in lineage.items() if k != "base"}, "debug": debug or {},
+           "lineage": {k: v for k, v in lineage.items() if k != "base"}, "debug": ctx.options.get("debug") or {},
            "ray_address": os.environ.get("RAY_ADDRESS") or ray.get_runtime_context().gcs_address}
     client = tracking.mlflow_client(settings.mlflow_uri)
     started = time.perf_counter()
     try:
         datasets = snapshot_datasets(sp.base.snapshot.uri)
-        grid = _tuner(sp, ctx, datasets, concurrency, str(Path(storage) / "tune")).fit()
+        grid = _tuner(sp, trial_ctx, datasets, concurrency, str(Path(storage) / "tune")).fit()
         rows = collect_trials(sp, grid, storage, settings.mlflow_uri)
         wall = time.perf_counter() - started
         for r in rows:
             rec.event(f"trial {r['name']} {r['status']}: {r['reports']} reports, last "
-                                f"{spec.metric} {r['last_val_loss'] if r['last_val_loss'] is not None else 'n/a'}",
-                                level="error" if r["status"] == "failed" else "info",
-                                data={k: r[k] for k in ("params", "trial_id", "val_loss_history", "error")})
+                      f"{spec.metric} {r['last_val_loss'] if r['last_val_loss'] is not None else 'n/a'}",
+                      level="error" if r["status"] == "failed" else "info",
+                      data={k: r[k] for k in ("params", "trial_id", "val_loss_history", "error")})
         best = best_trial(rows, spec.mode)
         if best is None:
             raise LlmftError(f"sweep {spec.name!r}: no trial finished with a {spec.metric} "
                              f"({', '.join(r['status'] for r in rows)})")
         rec.checkpoint(int(best["steps"] or 0), best["checkpoint"]["uri"],
                        {spec.metric: best["final_val_loss"], "trial": best["name"]}, best["checkpoint"].get("manifest"))
-        registered = register_best(sp, best, store, ctx.job_id, actor, lineage) \
+        registered = register_best(sp, best, store, job_id, actor, lineage) \
             if spec.register_best_as is not None else None
         if registered:
             rec.event(f"registered best trial {best['name']} as {registered['ref']}"
-                                f"{'@' + registered['alias'] if registered['alias'] else ''}", data=registered)
+                      f"{'@' + registered['alias'] if registered['alias'] else ''}", data=registered)
     except BaseException:  # the job model records the cause; close the MLflow parent run first
         client.set_terminated(parent, status="FAILED")
         raise

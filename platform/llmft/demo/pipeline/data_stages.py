@@ -7,14 +7,13 @@ from llmft.demo.pipeline.conductor import ACTOR, DemoContext, say, spec, stage
 
 @stage("register data")
 def register_raw(ctx: DemoContext) -> dict:
-    """Record the tickets, the triage tickets and the general set as immutable snapshots; read one back verified."""
+    """Record the tickets and the general set as immutable snapshots, then read the tickets back verified."""
     from llmft.config import DatasetSpec
     from llmft.data import snapshots
 
     sample = ctx.results["sample data"]
     out = {}
-    for name, source in (("dataset-tickets.yaml", sample["tickets"]), ("dataset-triage.yaml", sample["triage"]),
-                         ("dataset-general.yaml", sample["general"])):
+    for name, source in (("dataset-tickets.yaml", sample["tickets"]), ("dataset-general.yaml", sample["general"])):
         record, summary = snapshots.register(spec(name, DatasetSpec, [f"source={source}"]), ctx.store, ACTOR)
         out[record.dataset] = {"id": record.id, "version": record.version, "rows": summary["rows"],
                                "bad_rows": summary["bad_rows"]}
@@ -27,17 +26,14 @@ def register_raw(ctx: DemoContext) -> dict:
 
 @stage("curate")
 def curate(ctx: DemoContext) -> dict:
-    """The reply tickets (PII redaction, filters, exact + MinHash-LSH dedupe, chat, split, replay), then the
-    triage tickets (chat rows the triage adapter trains on)."""
+    """PII redaction, quality filters, exact + MinHash-LSH dedupe, chat formatting, split, replay."""
     from llmft.config import CurationSpec
     from llmft.jobs import run_job
 
-    out = {}
-    for key, name in (("tickets", "curate-tickets.yaml"), ("triage", "curate-triage.yaml")):
-        result = run_job("curation", spec(name, CurationSpec, []), ctx.store, ACTOR)["result"]
-        snap = result["snapshot"]
-        say(f"curated {snap['dataset']}:{snap['version']}  rows {result['rows']}  splits {result['splits']}")
-        say(f"curation report: {result['report_html']}")
-        out[key] = {"snapshot": snap, "rows": result["rows"], "splits": result["splits"], "report": result["report"],
-                    "report_html": result["report_html"]}
-    return {**out["tickets"], "triage": out["triage"]}
+    job = run_job("curation", spec("curate-tickets.yaml", CurationSpec, []), ctx.store, ACTOR)
+    result = job["result"]
+    snap = result["snapshot"]
+    say(f"curated {snap['dataset']}:{snap['version']}  rows {result['rows']}  splits {result['splits']}")
+    say(f"curation report: {result['report_html']}")
+    return {"snapshot": snap, "rows": result["rows"], "splits": result["splits"], "report": result["report"],
+            "report_html": result["report_html"]}

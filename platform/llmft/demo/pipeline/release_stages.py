@@ -6,7 +6,7 @@ import socket
 import time
 
 from llmft.demo.pipeline.conductor import ACTOR, TENANT, DemoContext, say, stage
-from llmft.demo.pipeline.model_stages import APPROVER, MODEL, V2_OVERRIDES, evaluate, train_and_register
+from llmft.demo.pipeline.model_stages import APPROVER, MODEL, evaluate, train_and_register
 
 
 def _free_port() -> int:
@@ -35,8 +35,8 @@ def deploy_blue(ctx: DemoContext) -> dict:
 
 @stage("train v2")
 def train_v2(ctx: DemoContext) -> dict:
-    """An improved version: longer training, while v1 keeps serving."""
-    return train_and_register(ctx, "triage-v2", list(V2_OVERRIDES))
+    """An improved version: longer training and a larger rank, while v1 keeps serving."""
+    return train_and_register(ctx, "support-v2", ["optim.max_steps=80", "lora.r=16", "lora.alpha=32"])
 
 
 @stage("evaluate v2")
@@ -83,7 +83,7 @@ def _steady_load(base_url: str, key: str, stop, sink: dict) -> None:  # type: ig
     with httpx.Client(timeout=30) as client:
         while not stop.is_set() and sent < 2000:
             r = client.post(f"{base_url}/v1/completions", headers={"Authorization": f"Bearer {key}"},
-                            json={"model": MODEL, "prompt": "My invoice is wrong.", "max_tokens": 8})
+                            json={"model": MODEL, "prompt": "My order has not arrived.", "max_tokens": 8})
             sent += 1
             failed += r.status_code != 200
             time.sleep(0.2)
@@ -92,38 +92,21 @@ def _steady_load(base_url: str, key: str, stop, sink: dict) -> None:  # type: ig
 
 @stage("query")
 def query(ctx: DemoContext) -> dict:
-    """Send a new ticket (a customer never seen) through the official openai client; parse the JSON verdict,
-    check it against the truth, print what produced it and its lineage."""
-    import random
-
+    """Ask through the official openai client; the response names what produced it; print its lineage."""
     from openai import OpenAI
 
-    from llmft.demo.tickets import make_customers
-    from llmft.demo.triage import render_triage
-    from llmft.evaluation.metrics import parse_json
-
-    rng = random.Random(f"llmft-demo/{ctx.seed}/query")
-    ticket = render_triage(rng, make_customers(rng, 1)[0])
-    say("a new ticket:\n    " + ticket.text.replace("\n", "\n    "))
     client = OpenAI(base_url=ctx.extras["base_url"] + "/v1", api_key=ctx.extras["api_key"], max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": ticket.prompt}], max_tokens=64, temperature=0)
-    answer = raw.parse().choices[0].message.content
+        model=MODEL, messages=[{"role": "user", "content": "How do I reset my password?"}], max_tokens=32)
+    answer = raw.parse()
     served_by = {h: raw.headers.get(f"x-llmft-{h}") for h in ("colour", "adapter", "adapter-version", "base-revision")}
-    try:
-        parsed = parse_json(answer)
-    except ValueError:
-        parsed = None
-    truth = ticket.labels
-    right = {k: isinstance(parsed, dict) and parsed.get(k) == v for k, v in truth.items()}
-    say(f"answer: {answer}")
-    say(f"parsed: {parsed}  (truth {truth}; right on {sum(right.values())}/{len(right)} fields)")
+    say(f"answer: {answer.choices[0].message.content!r}")
     say(f"served by: {served_by}")
     version = ctx.results["train v2"]["version"]
     lineage = ctx.registry.lineage(TENANT, f"{MODEL}:{version}")
     _print_lineage(lineage)
-    return {"ticket": ticket.text, "answer": answer, "parsed": parsed, "truth": truth, "right": right,
-            "served_by": served_by}
+    return {"answer": answer.choices[0].message.content, "served_by": served_by,
+            "lineage": [link["stage"] for link in lineage["chain"]]}
 
 
 def _print_lineage(lineage: dict) -> None:
@@ -148,4 +131,5 @@ def rollback(ctx: DemoContext) -> dict:
                    json={"model": MODEL, "prompt": "Hello", "max_tokens": 4})
     colour = r.headers.get("x-llmft-colour")
     say(f"rolled back in {record['rollback_s']:.2f}s; now served by {colour} ({r.headers.get('x-llmft-adapter-version')})")
-    return {"rollback_s": record["rollback_s"], "colour_after": colour, "live": record["live_colour"]}
+    return {"rollback_s": record["rollback_s"], "colour_after": colour, "live": record["live_colour"],
+            "adapter_version_after": r.headers.get("x-llmft-adapter-version")}
