@@ -56,7 +56,7 @@ def api_process(args: dict) -> dict:
 
 def job_process(args: dict) -> dict:
     from llmft.errors import ConflictError
-    from llmft.jobs.lifecycle import JobRun
+    from llmft.jobs.job_run import JobRun
     from llmft.store import Store
 
     store = Store(args["url"])

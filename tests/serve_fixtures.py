@@ -15,11 +15,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(serving_adapters: dict, home: Path, traffic: dict, *, tenants: tuple[str, ...] = ("acme",),
-              **app_args) -> Iterator[dict]:
-    """Local Ray (dashboard + Prometheus endpoint) and the app deployed declaratively; yields its URLs,
-    the store and API keys: a developer key per tenant and an `admin` key of the first tenant."""
-    import ray
+def serve_app(cluster: dict, serving_adapters: dict, home: Path, traffic: dict, *,
+              tenants: tuple[str, ...] = ("acme",), **app_args) -> Iterator[dict]:
+    """The app deployed declaratively on the integration tier's Ray (`cluster`: its dashboard and metrics
+    URLs); yields its URLs, the store and API keys: a developer key per tenant and an `admin` key of the
+    first tenant. Serve is shut down after; the cluster stays for the next test."""
     from ray import serve
 
     from llmft.serving.app_config import AppArgs, serve_config
@@ -32,20 +32,17 @@ def serve_app(serving_adapters: dict, home: Path, traffic: dict, *, tenants: tup
         store.create_tenant(tenant, "test")
     keys = {t: store.create_api_key(t, "developer", "test")[0] for t in tenants}
     keys["admin"] = store.create_api_key(tenants[0], "admin", "test")[0]
-    dash, metrics_port, port = free_port(), free_port(), free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=dash, log_to_driver=False,
-             _metrics_export_port=metrics_port)
+    port = free_port()
     try:
         args = AppArgs(base_model=str(serving_adapters["base"]), base_name="tiny",
                        adapter_source=f"dir:{serving_adapters['root']}", db_url=store.url,
                        shadow_log=str(home / "shadow.jsonl"), **app_args)
         config = serve_config("llm", args, traffic, port=port)
         config["applications"][0]["deployments"][0]["ray_actor_options"] = {"num_cpus": 0.25}  # the gateway
-        dashboard_url, base_url = f"http://127.0.0.1:{dash}", f"http://127.0.0.1:{port}"
+        dashboard_url, base_url = cluster["dashboard_url"], f"http://127.0.0.1:{port}"
         serve_client(dashboard_url).deploy_applications(config)
         wait_ready(base_url, 240)  # raises, naming the URL, if the app is not healthy in time
         yield {"base_url": base_url, "dashboard_url": dashboard_url, "keys": keys, "store": store, "home": home,
-               "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
+               "metrics_url": cluster["metrics_url"]}
     finally:
         serve.shutdown()
-        ray.shutdown()

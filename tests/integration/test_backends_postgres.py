@@ -127,7 +127,7 @@ def test_control_plane_on_postgres(pg_api):
 
 def test_job_state_sync_on_postgres(pg_store):
     from llmft.errors import LlmftError
-    from llmft.jobs.lifecycle import JobRun
+    from llmft.jobs.job_run import JobRun
 
     pg_store.create_tenant("acme", "admin")
 

@@ -13,12 +13,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def served(serving_adapters, tmp_path_factory):
+def served(ray_cluster, serving_adapters, tmp_path_factory):
     from llmft.serving.rollout.serve_backend import ServeBackend
 
     traffic = {"colours": {"blue": {"pins": {"acme/support": "1"}, "ready": True},
                            "green": {"pins": {"acme/support": "1"}, "ready": True}}}
-    with serve_app(serving_adapters, tmp_path_factory.mktemp("serve-home"), traffic, tenants=("acme", "globex"),
+    with serve_app(ray_cluster, serving_adapters, tmp_path_factory.mktemp("serve-home"), traffic,
+                   tenants=("acme", "globex"),
                    max_adapters=4, replica_cpus=0.5) as app:
         backend = ServeBackend(base_url=app["base_url"], dashboard_url=app["dashboard_url"], app_name="llm",
                                api_key=app["keys"]["admin"])

@@ -14,9 +14,9 @@ MODELS = ["support", "billing", "legal", "sales"]
 
 
 @pytest.fixture(scope="module")
-def routed(serving_adapters, tmp_path_factory):
+def routed(ray_cluster, serving_adapters, tmp_path_factory):
     traffic = {"colours": {"blue": {"pins": {}, "ready": True}, "green": {"pins": {}}}}
-    with serve_app(serving_adapters, tmp_path_factory.mktemp("routed-home"), traffic, max_adapters=4,
+    with serve_app(ray_cluster, serving_adapters, tmp_path_factory.mktemp("routed-home"), traffic, max_adapters=4,
                    replicas=2, replica_cpus=0.25, route_by_adapter=True) as app:
         yield app
 

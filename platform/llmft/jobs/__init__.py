@@ -11,7 +11,7 @@ from typing import Any
 
 from llmft.errors import ConflictError
 from llmft.jobs.kinds import KINDS, JobKind, StageMissing, kind
-from llmft.jobs.lifecycle import JobRun, StoreRecorder, failure_cause, job_dict
+from llmft.jobs.job_run import JobRun, StoreRecorder, failure_cause, job_dict
 from llmft.store import TERMINAL
 
 

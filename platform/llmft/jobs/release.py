@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmft.errors import NotFoundError
-from llmft.jobs.lifecycle import job_dict
+from llmft.jobs.job_run import job_dict
 
 
 def find_training_job(store: Any, tenant: str, ref: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from llmft.errors import LlmftError
 from llmft.jobs.kinds import JobKind, kind
-from llmft.jobs.lifecycle import JobRun, error_line, store_url
+from llmft.jobs.job_run import JobRun, error_line, store_url
 from llmft.store import TERMINAL
 
 RAY_TO_STORE = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",

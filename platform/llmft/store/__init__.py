@@ -6,7 +6,7 @@ Every mutation writes its audit record in the same transaction (`audit_log`, cha
 
 from llmft.store.dataset_snapshots import DatasetsMixin
 from llmft.store.deployment_records import DeploymentsMixin
-from llmft.store.jobs import JOB_KINDS, TERMINAL, TRANSITIONS, JobsMixin
+from llmft.store.job_records import JOB_KINDS, TERMINAL, TRANSITIONS, JobsMixin
 from llmft.store.model_versions import AliasMoveRecord, ModelsMixin, ModelVersionRecord
 from llmft.store.privacy_ledger import PrivacyMixin
 from llmft.store.records import (

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from llmft.errors import ConflictError, LlmftError, StageFailed
 from llmft.recording import StageContext
 from llmft.store import TERMINAL
-from llmft.store.jobs import advance_job
+from llmft.store.job_records import advance_job
 
 ACTIVE = ("validating", "queued", "running")
 
