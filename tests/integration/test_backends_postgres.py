@@ -85,16 +85,10 @@ def test_audit_log_is_append_only_and_chained_on_postgres(pg_store):
 
 
 @pytest.fixture
-def pg_api(pg_url, llmft_home, monkeypatch):  # noqa: F811
-    from llmft.store import Store
-    from tests.control_fixtures import _close, make_api
-
-    monkeypatch.setenv("LLMFT_PLATFORM_TENANT", "platform")
-    store = Store()
-    made = make_api(store, llmft_home)
-    yield made
-    _close(made)
-    store.close()
+def pg_api(pg_url, api):  # noqa: F811
+    """The control-plane fixture on Postgres: `pg_url` sets LLMFT_DB_URL before `api` opens its store."""
+    assert api.store.url.startswith("postgresql")
+    return api
 
 
 def test_control_plane_on_postgres(pg_api):

@@ -97,7 +97,8 @@ def curate(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: b
         emit({"plan": "curate", **plan, "spec": s.model_dump(mode="json")}, as_json)
         return
     with ray_session():
-        job = run_job("curation", s, store, actor_name(actor), options={"num_blocks": num_blocks})
+        job = run_job("curation", s, store, actor_name(actor), options={"num_blocks": num_blocks},
+                      preflight=False)  # ran above
     result = {**job["result"], "job_id": job["id"]}
     snap_out = result["snapshot"]
     emit(result, as_json, f"curated {s.tenant}/{snap_out['dataset']} v{snap_out['version']} "

@@ -44,7 +44,7 @@ def submit(
         from llmft.jobs.cluster import ray_session
 
         with ray_session(num_cpus=max(2, training.resources.num_workers)):
-            result = run_job("training", training, store, actor_name(actor))
+            result = run_job("training", training, store, actor_name(actor), preflight=False)  # ran above
         emit(result, as_json, None if as_json else f"job {result['id']} {result['status']}")
         return
     from llmft.jobs.runners import ray_runner

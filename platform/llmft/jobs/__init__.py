@@ -26,10 +26,16 @@ def open_job(kind_name: str, spec: Any, store: Any, actor: str, *, name: str | N
 
 
 def run_job(kind_name: str, spec: Any, store: Any, actor: str, *, job_id: str | None = None,
-            name: str | None = None, options: dict | None = None, ray_job_id: str | None = None) -> dict:
-    """Run a job to its end in this process; `job_id` names one the platform already created. Returns the job."""
+            name: str | None = None, options: dict | None = None, ray_job_id: str | None = None,
+            preflight: bool = True) -> dict:
+    """Run a job to its end in this process; `job_id` names one the platform already created. Returns the job.
+
+    `preflight=False` when the caller has just run the kind's preflight itself (the CLI does, to refuse
+    before it starts a local Ray).
+    """
     k = kind(kind_name)
-    run = JobRun.attach(store, job_id, actor) if job_id else open_job(k.name, spec, store, actor, name=name)
+    run = JobRun.attach(store, job_id, actor) if job_id else open_job(k.name, spec, store, actor, name=name,
+                                                                       preflight=preflight)
     return run.run(k.run, spec, options=options, ray_job_id=ray_job_id)
 
 
