@@ -8,7 +8,7 @@ import pytest
 
 from llmft.config.training import GuardSpec, TrainingSpec
 from llmft.errors import PermissionDeniedError, SpecError
-from llmft.train.data import (IGNORE, BatchPlan, Example, collate_packed, collate_padded, pack, tokenize_example,
+from llmft.train.data import (IGNORE, BatchSchedule, Example, collate_packed, collate_padded, pack, tokenize_example,
                               tokenize_rows)
 from llmft.train.guards import DivergenceGuard
 from llmft.train.loop import lr_factor
@@ -87,14 +87,14 @@ def test_packing_keeps_examples_apart(tiny_base_dir):
 
 def test_batch_plan_is_seeded_and_resumable():
     exs = [Example(list(range(1, 2 + i % 7)), [IGNORE] + list(range(2, 2 + i % 7))) for i in range(40)]
-    plan = BatchPlan(exs, batch_size=2, world_size=2, seed=3, packing=False, block=16, pad_id=0)
+    plan = BatchSchedule(exs, batch_size=2, world_size=2, seed=3, packing=False, block=16, pad_id=0)
     first = [b["input_ids"].tolist() for _, b in plan.batches(0, rank=1)]
-    again = [b["input_ids"].tolist() for _, b in BatchPlan(exs, 2, 2, 3, False, 16, 0).batches(0, rank=1)]
-    other_seed = [b["input_ids"].tolist() for _, b in BatchPlan(exs, 2, 2, 4, False, 16, 0).batches(0, rank=1)]
+    again = [b["input_ids"].tolist() for _, b in BatchSchedule(exs, 2, 2, 3, False, 16, 0).batches(0, rank=1)]
+    other_seed = [b["input_ids"].tolist() for _, b in BatchSchedule(exs, 2, 2, 4, False, 16, 0).batches(0, rank=1)]
     assert first == again and first != other_seed
     assert [b["input_ids"].tolist() for _, b in plan.batches(0, rank=1, start=4)] == first[4:]
     assert plan.batches_per_epoch == 10
-    packed = BatchPlan(exs, 2, 2, 3, True, 16, 0)
+    packed = BatchSchedule(exs, 2, 2, 3, True, 16, 0)
     assert packed.batches_per_epoch < plan.batches_per_epoch
     assert sum(len(g) for g in pack(exs, 16)) == 40
     padded = collate_padded(exs[:3], pad_id=0)

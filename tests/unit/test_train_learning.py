@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from llmft.config.training import TrainingSpec
-from llmft.train.data import IGNORE, BatchPlan, tokenize_rows
+from llmft.train.data import IGNORE, BatchSchedule, tokenize_rows
 from llmft.train.worker import LocalRuntime, Session
 
 LABELS = {"printer": "hardware", "invoice": "billing", "password": "account", "parcel": "shipping"}
@@ -113,7 +113,7 @@ def test_loss_covers_only_the_answers_with_and_without_packing(task):
     assert split.cut == split.dropped == 0
     answer = "|".join(re.escape(json.dumps({"category": v}) + tok.eos_token) for v in LABELS.values())
     for packing in (False, True):
-        plan = BatchPlan(split.examples, 8, 1, 0, packing, 128, tok.pad_token_id)
+        plan = BatchSchedule(split.examples, 8, 1, 0, packing, 128, tok.pad_token_id)
         for _, batch in plan.batches(0, 0):
             for ids, labels in zip(batch["input_ids"], batch["labels"]):
                 kept = labels != IGNORE
@@ -135,7 +135,7 @@ def test_peft_forward_keeps_labels_and_position_ids(tiny_base_dir, task):
     model, tok, _ = load_trainable(spec)
     model.eval()  # no LoRA dropout: at init (B = 0) the adapter changes nothing
     split = tokenize_rows(tok, task["train"][:32], 128)
-    _, batch = next(BatchPlan(split.examples, 4, 1, 0, True, 128, tok.pad_token_id).batches(0, 0))
+    _, batch = next(BatchSchedule(split.examples, 4, 1, 0, True, 128, tok.pad_token_id).batches(0, 0))
     with torch.no_grad():
         out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"],
                     use_cache=False)

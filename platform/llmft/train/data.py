@@ -18,7 +18,7 @@ import numpy as np
 
 from llmft.data.formatting import IGNORE, Example, tokenize_example
 
-__all__ = ["IGNORE", "BatchPlan", "Example", "TokenizedSplit", "collate_eval", "collate_packed", "collate_padded",
+__all__ = ["IGNORE", "BatchSchedule", "Example", "TokenizedSplit", "collate_eval", "collate_packed", "collate_padded",
            "pack", "tokenize_example", "tokenize_rows"]
 
 
@@ -109,7 +109,7 @@ def collate_packed(groups: list[list[Example]], pad_id: int, block: int) -> dict
     return {"input_ids": ids, "position_ids": pos, "labels": labels, "n_useful": useful}
 
 
-class BatchPlan:
+class BatchSchedule:
     """The whole epoch's batches for every rank, fixed by (seed, epoch): resumable by position.
 
     Every worker computes the same global plan and takes its rank's slice, so the

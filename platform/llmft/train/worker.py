@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from llmft.config.training import TrainingSpec
 from llmft.train import checkpointing as ck
-from llmft.train.data import BatchPlan, collate_eval, tokenize_rows
+from llmft.train.data import BatchSchedule, collate_eval, tokenize_rows
 from llmft.train.guards import DivergenceGuard
 from llmft.train.loop import Progress, micro_loss, model_inputs
 
@@ -127,7 +127,7 @@ class Session:
         self.val_split = tokenize_rows(self.tokenizer, self.rt.rows("validation"), limit, how)
         train, val = self.train_split.examples, self.val_split.examples
         self.val = val[self.rt.rank::self.rt.world_size]
-        self.plan = BatchPlan(train, spec.optim.batch_size, self.rt.world_size, spec.seed, spec.data.packing,
+        self.plan = BatchSchedule(train, spec.optim.batch_size, self.rt.world_size, spec.seed, spec.data.packing,
                               spec.data.max_seq_len, self.tokenizer.pad_token_id)
         if spec.optim.max_steps:
             self.total_steps = spec.optim.max_steps
