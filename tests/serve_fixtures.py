@@ -24,6 +24,7 @@ def serve_app(cluster: dict, serving_adapters: dict, home: Path, traffic: dict, 
 
     from llmft.serving.app_config import AppArgs, serve_config
     from llmft.serving.rollout.deployment_manager import wait_ready
+    from llmft.serving.rollout.operations import wait_running
     from llmft.serving.rollout.serve_backend import serve_client
     from llmft.store import Store
 
@@ -42,6 +43,7 @@ def serve_app(cluster: dict, serving_adapters: dict, home: Path, traffic: dict, 
         dashboard_url, base_url = cluster["dashboard_url"], f"http://127.0.0.1:{port}"
         serve_client(dashboard_url).deploy_applications(config)
         wait_ready(base_url, 240)  # raises, naming the URL, if the app is not healthy in time
+        wait_running(dashboard_url, "llm", 600)  # every replica up (a vLLM replica starts its engine first)
         yield {"base_url": base_url, "dashboard_url": dashboard_url, "keys": keys, "store": store, "home": home,
                "metrics_url": cluster["metrics_url"]}
     finally:

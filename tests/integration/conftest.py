@@ -42,6 +42,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.hookimpl(trylast=True)  # after the item's fixtures are torn down (a Serve app needs its Ray to shut down)
 def pytest_runtest_teardown(item, nextitem):
     """Stop the tier's Ray after its last test, so the e2e tier (its own Ray) never runs beside it."""
     if nextitem is None or "tests/integration/" not in str(nextitem.fspath):

@@ -12,15 +12,19 @@ from tests.serve_fixtures import serve_app
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def served(ray_cluster, serving_adapters, tmp_path_factory):
+ENGINES = {"peft": {}, "vllm": {"engine": "vllm", "vllm": {"kv_cache_gib": 0.5, "max_num_seqs": 32}}}
+
+
+@pytest.fixture(scope="module", params=["peft", pytest.param("vllm", marks=pytest.mark.vllm)])
+def served(request, ray_cluster, serving_adapters, tmp_path_factory):
+    """The app on each engine in turn (every test here runs on both): PEFT, then vLLM's AsyncLLM."""
     from llmft.serving.rollout.serve_backend import ServeBackend
 
     traffic = {"colours": {"blue": {"pins": {"acme/support": "1"}, "ready": True},
                            "green": {"pins": {"acme/support": "1"}, "ready": True}}}
     with serve_app(ray_cluster, serving_adapters, tmp_path_factory.mktemp("serve-home"), traffic,
                    tenants=("acme", "globex"),
-                   max_adapters=4, replica_cpus=0.5) as app:
+                   max_adapters=4, replica_cpus=0.5, **ENGINES[request.param]) as app:
         backend = ServeBackend(base_url=app["base_url"], dashboard_url=app["dashboard_url"], app_name="llm",
                                api_key=app["keys"]["admin"])
         yield {**app, "backend": backend}
@@ -58,6 +62,27 @@ def test_openai_client_unchanged(served):
     with pytest.raises(openai.BadRequestError) as err:
         client.completions.create(model="support", prompt="x", temperature=9)
     assert err.value.body["code"] == "invalid_value"
+
+
+def test_structured_output_through_the_openai_client(served):
+    """response_format json_schema (chat) and json_object (completions): the answer parses and fits."""
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["intent", "urgent"],
+              "properties": {"intent": {"enum": ["refund", "reset", "other"]}, "urgent": {"type": "boolean"}}}
+    client = _client(served)
+    for seed in range(3):
+        chat = client.chat.completions.create(
+            model="support", messages=[{"role": "user", "content": "Classify: my card was charged twice"}],
+            max_tokens=64, temperature=1.0, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "ticket", "schema": schema}})
+        assert chat.choices[0].finish_reason == "stop"
+        jsonschema.validate(json.loads(chat.choices[0].message.content), schema)
+    obj = client.completions.create(model="support", prompt="Hello", max_tokens=8, temperature=0,
+                                    extra_body={"response_format": {"type": "json_object"}})
+    assert obj.choices[0].text.startswith("{")
 
 
 def test_cross_tenant_refused_without_loading(served):

@@ -40,6 +40,28 @@ class HttpSpec(StrictModel):
         return self
 
 
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm.config.lora.MaxLoRARanks
+
+
+class VllmOptions(StrictModel):
+    """Options of the vLLM engine (`engine: vllm`)."""
+
+    max_loras: int = Field(4, ge=1, description="Adapters vLLM runs in one batch (its LoRA slots).")
+    max_lora_rank: int = Field(16, description="Largest LoRA rank served (1, 8, 16, 32, 64, 128, 256, 320, 512); "
+                                               "adapters above it are refused at deploy time.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights and activations dtype (bfloat16 on GPUs and on CPUs with AVX-512 BF16/AMX).")
+    kv_cache_gib: float | None = Field(2.0, gt=0, description="KV cache size in GiB (null: vLLM's default, on GPUs "
+                                                              "its gpu_memory_utilization share).")
+    max_num_seqs: int = Field(64, ge=1, description="Sequences in vLLM's running batch.")
+
+    @model_validator(mode="after")
+    def _rank(self) -> "VllmOptions":
+        if self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise ValueError(f"max_lora_rank={self.max_lora_rank}: vLLM accepts {', '.join(map(str, VLLM_LORA_RANKS))}")
+        return self
+
+
 class DeploymentSpec(StrictModel):
     kind: Literal["deployment"] = Field("deployment", description="Spec type tag.")
     name: str = Field(..., pattern=NAME_PATTERN, description="Deployment (Serve application) name.")
@@ -63,3 +85,6 @@ class DeploymentSpec(StrictModel):
     health_timeout_s: float = Field(300.0, gt=0, description="How long the standby may take to pass health + smoke.")
     replica_cpus: float = Field(1.0, ge=0, description="CPUs per inference replica.")
     replica_gpus: float = Field(0.0, ge=0, description="GPUs per inference replica (1 on GPU clusters).")
+    engine: Literal["peft", "vllm"] = Field("peft", description="Inference engine: `peft` (transformers + PEFT) or "
+                                                                "`vllm` (continuous batching, multi-LoRA; GPU clusters).")
+    vllm: VllmOptions = Field(default_factory=VllmOptions, description="vLLM engine options (with engine: vllm).")

@@ -15,7 +15,7 @@ import logging
 
 from ray import serve
 
-from llmft.serving.app_config import AppArgs, make_source
+from llmft.serving.app_config import AppArgs, make_engine, make_source
 from llmft.serving.engine.interface import GenerationRequest
 from llmft.serving.engine.replica import ReplicaCore
 
@@ -52,10 +52,8 @@ class _ResidentReport:
 @serve.deployment(max_ongoing_requests=64)
 class LLMServer:
     def __init__(self, colour: str, args: dict):
-        from llmft.serving.engine.peft_engine import PeftEngine
-
         a = AppArgs(**args)
-        engine = PeftEngine(a.base_model, max_adapters=a.max_adapters, base_name=a.public_base_name())
+        engine = make_engine(a)  # peft, or vllm's AsyncLLM (its engine core runs in a child process)
         self.core = ReplicaCore(engine, colour, serve.get_replica_context().replica_id.unique_id)
         self._report = _ResidentReport(a.route_by_adapter)
         self.generate_batch.set_max_batch_size(a.max_batch_size)
@@ -74,9 +72,17 @@ class LLMServer:
         return await asyncio.to_thread(self._run, requests)
 
     async def generate(self, request: GenerationRequest) -> dict:
+        if self.core.continuous:  # vLLM: every request joins the running batch as it arrives
+            self._report.push(self.core.engine.cache.resident() + ([request.adapter_id] if request.adapter_id else []))
+            return await self.core.agenerate(request)
         return await self.generate_batch(request)
 
     async def stream(self, request: GenerationRequest):
+        if self.core.continuous:
+            async for event in self.core.astream(request):
+                yield event
+            self._report.push(self.core.engine.cache.resident())
+            return
         events = self.core.stream(request)
         done = object()
         while (event := await asyncio.to_thread(next, events, done)) is not done:

@@ -7,11 +7,12 @@ so the rollout layer builds configs without importing Serve (`llmft.serving.app`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from llmft.config.base import StrictModel
+from llmft.config.deployment import VllmOptions
 from llmft.errors import SpecError
 
 IMPORT_PATH = "llmft.serving.app:build_app"  # inside the package: an installed llmft is enough
@@ -34,6 +35,8 @@ class AppArgs(StrictModel):
         False, description="Route each request to a replica that already holds its adapter (Serve multiplexed "
                            "routing). Serve then batches per adapter; off, batches mix adapters in one pass. "
                            "Turn on with several replicas per colour and more adapters than one replica holds.")
+    engine: Literal["peft", "vllm"] = Field("peft", description="Inference engine of every replica.")
+    vllm: VllmOptions = Field(default_factory=VllmOptions, description="vLLM engine options (engine: vllm).")
 
     def public_base_name(self) -> str:
         """The name callers use for the shared base: given, else the name recorded in its manifest."""
@@ -48,6 +51,20 @@ class AppArgs(StrictModel):
         if (path / MANIFEST_NAME).is_file():
             return read_manifest(path).meta.get("name") or path.name
         return path.name
+
+
+def make_engine(args: AppArgs) -> Any:
+    """The replica's engine, as `args.engine` names it (vLLM imported only when chosen)."""
+    if args.engine == "vllm":
+        from llmft.serving.engine.vllm_engine import VllmEngine
+
+        o = args.vllm
+        return VllmEngine(args.base_model, max_adapters=args.max_adapters, max_loras=o.max_loras,
+                          max_lora_rank=o.max_lora_rank, dtype=o.dtype, kv_cache_gib=o.kv_cache_gib,
+                          max_num_seqs=o.max_num_seqs, base_name=args.public_base_name())
+    from llmft.serving.engine.peft_engine import PeftEngine
+
+    return PeftEngine(args.base_model, max_adapters=args.max_adapters, base_name=args.public_base_name())
 
 
 def make_source(spec: str) -> Any:
@@ -70,6 +87,10 @@ def serve_config(app_name: str, args: AppArgs, traffic: dict, *, host: str = "12
     import os
 
     env = {var: os.environ[var] for var in ENV_VARS if os.environ.get(var)}
+    if "://" in env.get("LLMFT_STORAGE", "") and not env["LLMFT_STORAGE"].startswith("file://"):
+        from llmft.credentials import storage_env  # replicas fetch registry objects from the bucket
+
+        env.update(storage_env())
     env.update(extra_env or {})
     colour = {"num_replicas": args.replicas,
               "ray_actor_options": {"num_cpus": args.replica_cpus, "num_gpus": args.replica_gpus}}

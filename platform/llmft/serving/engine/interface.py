@@ -31,6 +31,7 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    json_schema: str | None = None  # structured output: the JSON schema (canonical JSON text) to follow
 
     @property
     def greedy(self) -> bool:
@@ -38,7 +39,8 @@ class SamplingParams:
 
     def group_key(self) -> tuple:
         """Requests with equal keys can share one `generate` call (the logits processors are per call)."""
-        return ("greedy",) if self.greedy else ("sample", self.temperature, self.top_p, self.seed)
+        key = ("greedy",) if self.greedy else ("sample", self.temperature, self.top_p, self.seed)
+        return key + (self.json_schema,) if self.json_schema else key
 
 
 @dataclass(frozen=True)

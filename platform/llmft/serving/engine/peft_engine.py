@@ -1,7 +1,7 @@
 """The transformers + PEFT engine: one base model per process, many LoRA adapters, mixed-adapter batches.
 
-`PeftEngine` implements `llmft.serving.engine.interface.Engine` (CPU or one GPU); a vLLM engine
-(`ray.serve.llm`) fills the same role on GPU clusters. Its `AdapterCache` is the replica's one
+`PeftEngine` implements `llmft.serving.engine.interface.Engine` (CPU or one GPU); `VllmEngine`
+(`vllm_engine.py`, `engine: vllm`) fills the same role with continuous batching. Its `AdapterCache` is the replica's one
 adapter LRU. No Ray here: the core is what unit tests exercise.
 """
 
@@ -50,6 +50,7 @@ class PeftEngine:
         self.use_batched_lora = batched_lora
         self.lock = threading.RLock()
         self.cache = AdapterCache(max_adapters, self._load, self._unload)
+        self._grammar: Any = None  # JsonGrammar, built on the first response_format request
 
     # -- adapters -------------------------------------------------------------------------
     def _load(self, adapter: ResolvedAdapter) -> None:
@@ -107,7 +108,21 @@ class PeftEngine:
         if n + request.params.max_tokens > self.context_length:
             raise RequestError(f"prompt ({n} tokens) + max_tokens ({request.params.max_tokens}) exceeds the "
                                f"context length {self.context_length}", "context_length_exceeded", "prompt")
+        self._json_processors(request.params)  # a schema that does not compile is the caller's error
         return n
+
+    def _json_processors(self, params: Any) -> list:
+        """The logits processor that keeps a response_format request's output inside its JSON schema."""
+        if not params.json_schema:
+            return []
+        if self._grammar is None:
+            from llmft.serving.engine.json_grammar import JsonGrammar
+
+            self._grammar = JsonGrammar(self.tokenizer, int(self.model.config.vocab_size))
+        try:
+            return [self._grammar.processor(params.json_schema)]
+        except LlmftError as exc:
+            raise RequestError(str(exc), "invalid_request", "response_format") from None
 
     # -- generation -----------------------------------------------------------------------
     def generate(self, requests: list[GenerationRequest]) -> list[GenResult | RequestError]:
@@ -178,7 +193,8 @@ class PeftEngine:
             limits = [r.params.max_tokens for r in reqs]
             criteria = RowStops(self.tokenizer, width, limits, [r.params.stop for r in reqs])
             kwargs: dict[str, Any] = dict(max_new_tokens=max(limits), stopping_criteria=[criteria],
-                                          pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy)
+                                          pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy,
+                                          logits_processor=self._json_processors(params))
             if not params.greedy:
                 kwargs.update(temperature=params.temperature, top_p=params.top_p)
                 if params.seed is not None:
@@ -324,7 +340,8 @@ class PeftEngine:
             width = enc["input_ids"].shape[1]
             kwargs: dict[str, Any] = dict(max_new_tokens=params.max_tokens, streamer=streamer,
                                           pad_token_id=self.tokenizer.pad_token_id, do_sample=not params.greedy,
-                                          stopping_criteria=[FlagStop(stop_flag)])
+                                          stopping_criteria=[FlagStop(stop_flag)],
+                                          logits_processor=self._json_processors(params))
             if params.greedy:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             else:

@@ -43,5 +43,9 @@ class RegistryAdapterSource:
                 rec = self.registry.resolve(tenant, name)
         if rec.status == "archived":
             raise NotFoundError(f"model version {rec.ref} ({rec.semver}) is archived")
-        return ResolvedAdapter(tenant, name, rec.semver, rec.uri, rec.manifest_digest, rec.base_model,
+        from llmft import storage
+
+        # object storage: copied into the local cache; the engine re-hashes it against the digest before loading
+        return ResolvedAdapter(tenant, name, rec.semver, str(storage.fetch(rec.uri)), rec.manifest_digest,
+                               rec.base_model,
                                meta={"registry_version": rec.version, "tainted": rec.tainted})

@@ -52,6 +52,25 @@ class ReplicaCore:
         except LlmftError as exc:
             yield error_dict(exc)
 
+    @property
+    def continuous(self) -> bool:
+        """The engine batches requests itself as they arrive (vLLM): callers skip micro-batching."""
+        return hasattr(self.engine, "agenerate")
+
+    async def agenerate(self, request: GenerationRequest) -> dict:
+        """One request on a continuous-batching engine, from the caller's event loop."""
+        try:
+            return self._result(await self.engine.agenerate(request))
+        except LlmftError as exc:
+            return error_dict(exc)
+
+    async def astream(self, request: GenerationRequest) -> AsyncIterator[dict]:
+        try:
+            async for event in self.engine.astream(request):
+                yield {**event, **self._served()} if "finish_reason" in event else event
+        except LlmftError as exc:
+            yield error_dict(exc)
+
     def info(self) -> dict:
         return {**self.engine.info(), "colour": self.colour}
 
@@ -77,6 +96,8 @@ class LocalColour:
         self._loop_task: asyncio.Task | None = None
 
     async def generate(self, request: GenerationRequest) -> dict:
+        if self.core.continuous:
+            return await self.core.agenerate(request)
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop_task is None or self._loop_task.get_loop() is not loop:
             self._queue = asyncio.Queue()  # one queue per event loop (a test client may start a new one)
@@ -106,6 +127,10 @@ class LocalColour:
                     fut.set_result(res)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[dict]:
+        if self.core.continuous:
+            async for event in self.core.astream(request):
+                yield event
+            return
         events = self.core.stream(request)
         sentinel = object()
         while True:

@@ -49,6 +49,32 @@ class _Params(BaseModel):
     n: int = Field(1, ge=1)
     user: str | None = Field(None, max_length=256)
     logprobs: Any = None
+    response_format: dict | None = None
+
+    @field_validator("response_format")
+    @classmethod
+    def _response_format(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        kind = v.get("type")
+        if kind not in ("text", "json_object", "json_schema"):
+            raise ValueError("type must be one of text, json_object, json_schema")
+        if kind == "json_schema":
+            spec = v.get("json_schema")
+            if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+                raise ValueError("json_schema.schema must be a JSON schema object")
+        return v
+
+    def json_schema(self) -> str | None:
+        """The schema a response_format asks for, as canonical JSON text (json_object: any object)."""
+        fmt = self.response_format or {}
+        if fmt.get("type") == "json_object":
+            return '{"type": "object"}'
+        if fmt.get("type") == "json_schema":
+            import json
+
+            return json.dumps(fmt["json_schema"]["schema"], sort_keys=True)
+        return None
 
     @field_validator("stop")
     @classmethod
@@ -77,7 +103,7 @@ class _Params(BaseModel):
     def sampling(self, default_max_tokens: int = 16) -> SamplingParams:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return SamplingParams(max_tokens=self.max_tokens or default_max_tokens, temperature=self.temperature,
-                              top_p=self.top_p, stop=tuple(stops), seed=self.seed)
+                              top_p=self.top_p, stop=tuple(stops), seed=self.seed, json_schema=self.json_schema())
 
 
 class CompletionRequest(_Params):
@@ -109,8 +135,9 @@ class ChatRequest(_Params):
     def sampling(self, default_max_tokens: int = 64) -> SamplingParams:
         params = super().sampling(default_max_tokens)
         if self.max_completion_tokens and not self.max_tokens:
-            params = SamplingParams(self.max_completion_tokens, params.temperature, params.top_p,
-                                    params.stop, params.seed)
+            from dataclasses import replace
+
+            params = replace(params, max_tokens=self.max_completion_tokens)
         return params
 
 
