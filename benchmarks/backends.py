@@ -10,7 +10,9 @@ throwaway cluster started here (tests/backend_services.py) with its default dura
 (fsync on), on the same disk as the SQLite file. Audit verify rate: records re-hashed per
 second, read from each database.
 
-S3 checkpoint restore and node loss are not measured in this round: their keys are null.
+Checkpoint save/restore local vs S3: a real sealed checkpoint (LoRA adapter, optimizer, RNG) uploaded,
+then listed, copied in, re-hashed and loaded (llmft.train.checkpointing), on a local directory and on
+moto's S3-compatible server on loopback. Node loss is not measured in this round: its keys are null.
 """
 
 from __future__ import annotations
@@ -75,6 +77,74 @@ def verify_rate(url: str) -> tuple[int, float]:
     return verdict.records, verdict.records / elapsed
 
 
+def _checkpoint(tmp: Path) -> Path:
+    """One real training checkpoint (LoRA r=8 on the tiny base, with optimizer and RNG state), sealed by its manifest."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from llmft.models.loading import load_base
+    from llmft.models.tiny import build_tiny_base
+    from llmft.train import checkpointing as ck
+
+    base = build_tiny_base(tmp / "tiny", seed=0)["path"]
+    model, _, _ = load_base(base)
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    trainable = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    model(torch.randint(0, 100, (2, 16)), labels=torch.randint(0, 100, (2, 16))).loss.backward()
+    opt.step()
+    out = tmp / "src" / ck.dir_name(40)
+    ck.save(out, model=model, trainable=trainable, optimizer_state=opt.state_dict(), rng=[ck.rng_state()],
+            state=ck.TrainState(step=40))
+    return out
+
+
+def checkpoint_times(tmp: Path, repeats: int) -> dict:
+    """Median save (upload of a sealed checkpoint) and restore (list, copy in, re-hash, load) on local vs S3 storage.
+
+    S3 is moto's server on loopback (tests/backend_services.py): the figure is the cost of the
+    object-store path itself (HTTP, per-object requests, the copy into the local cache), not a network.
+    """
+    import os
+    import statistics
+
+    import pyarrow.fs as pafs
+
+    from llmft import storage
+    from llmft.train import checkpointing as ck
+    from tests.backend_services import S3Server, s3_missing
+
+    missing = s3_missing()
+    if missing:
+        raise SystemExit(f"backends benchmark: {missing}")
+    src = _checkpoint(tmp)
+    server = S3Server().start()
+    try:
+        server.bucket("llmft-bench")
+        os.environ.update(server.env("s3://llmft-bench/llmft"))
+        out: dict = {"checkpoint_bytes": sum(p.stat().st_size for p in src.rglob("*") if p.is_file())}
+        for label, root in (("local", str(tmp / "local-store")), ("s3", "s3://llmft-bench/llmft/train")):
+            saves, restores = [], []
+            for i in range(repeats):
+                run = f"{root}/run-{i}"
+                fs, path = storage.filesystem(run)
+                fs.create_dir(path, recursive=True)
+                started = time.perf_counter()
+                pafs.copy_files(str(src), f"{path}/{src.name}", source_filesystem=pafs.LocalFileSystem(),
+                                destination_filesystem=fs)
+                saves.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                loaded = ck.latest_good([u for _, u in ck.list_checkpoints(run)], tmp / f"scratch-{label}-{i}",
+                                        log=lambda m: None)
+                restores.append(time.perf_counter() - started)
+                assert loaded is not None and loaded.state.step == 40
+            out[f"{label}_checkpoint_save_s"] = round(statistics.median(saves), 4)
+            out[f"{label}_checkpoint_restore_s"] = round(statistics.median(restores), 4)
+        return out
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -102,6 +172,8 @@ def main() -> None:
             assert records == records_pg
     finally:
         cluster.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        figures.update(checkpoint_times(Path(tmp), 3 if args.quick else 7))
     result = {
         "benchmark": "backends",
         **figures,
@@ -109,10 +181,12 @@ def main() -> None:
         "pg_vs_sqlite_writes_4proc": round(figures["pg_writes_per_s_4proc"] / figures["sqlite_writes_per_s_4proc"], 2),
         "pg_vs_sqlite_audit_verify": round(figures["pg_audit_verify_records_per_s"]
                                            / figures["sqlite_audit_verify_records_per_s"], 2),
-        "s3_vs_local_checkpoint_restore": None,
+        "s3_vs_local_checkpoint_restore": round(figures["s3_checkpoint_restore_s"]
+                                                / figures["local_checkpoint_restore_s"], 2),
+        "s3_vs_local_checkpoint_save": round(figures["s3_checkpoint_save_s"] / figures["local_checkpoint_save_s"], 2),
         "node_loss_next_step_s": None,
         "node_loss_lost_requests": None,
-        "not_measured": "S3 checkpoint restore and node loss: not built in this round (issue 16 items 3 and 4)",
+        "not_measured": "node loss: not built in this round (issue 16 item 4)",
         "writes": total * 2,
         "postgres": "15, throwaway cluster on loopback, fsync on (defaults)",
         "machine": machine(),
@@ -121,6 +195,9 @@ def main() -> None:
           f"{figures['pg_writes_per_s_1proc']:.0f}; 4 processes {figures['sqlite_writes_per_s_4proc']:.0f} vs "
           f"{figures['pg_writes_per_s_4proc']:.0f}; verify {figures['sqlite_audit_verify_records_per_s']} vs "
           f"{figures['pg_audit_verify_records_per_s']} records/s")
+    print(f"checkpoint ({figures['checkpoint_bytes']} bytes) local vs S3: save {figures['local_checkpoint_save_s']:.4f} "
+          f"vs {figures['s3_checkpoint_save_s']:.4f} s; restore {figures['local_checkpoint_restore_s']:.4f} vs "
+          f"{figures['s3_checkpoint_restore_s']:.4f} s")
     print(json.dumps(result))
 
 

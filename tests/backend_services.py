@@ -1,4 +1,5 @@
-"""The production backends, started for a test session: a throwaway PostgreSQL 15 cluster and an MLflow server.
+"""The production backends, started for a test session: a throwaway PostgreSQL 15 cluster, an MLflow server and
+an S3-compatible server (moto's `moto_server`).
 
 Plain classes (no pytest) so benchmarks/backends.py starts the same services; the fixtures at the
 bottom wrap them. Postgres runs as an unprivileged user (initdb refuses root): as root, the
@@ -166,6 +167,80 @@ class MlflowServer:
         self.proc = None
 
 
+S3_KEY, S3_SECRET = "llmft-test", "llmft-test-secret"  # moto accepts any; set so no SDK looks elsewhere
+
+
+def s3_missing() -> str | None:
+    """Why an S3-compatible server cannot be started here, or None."""
+    if not Path(sys.executable).with_name("moto_server").is_file():
+        return "moto_server not installed (pip install 'moto[server]')"
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        return "boto3 not installed (pip install boto3)"
+    return None
+
+
+class S3Server:
+    """moto's standalone S3-compatible server (`moto_server`) on a free loopback port; `bucket(name)` makes one."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.endpoint = ""
+
+    def start(self, timeout: float = 60) -> "S3Server":
+        port = free_port()
+        self.log = Path(tempfile.mkdtemp(prefix="llmft-s3-")) / "moto.log"
+        cmd = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"moto_server not listening after {timeout}s")
+
+    def client(self):  # noqa: ANN201
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=S3_KEY,
+                            aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+
+    def bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def env(self, uri: str) -> dict[str, str]:
+        """The platform's settings for storage at `uri` on this server (what an operator sets)."""
+        return {"LLMFT_STORAGE": uri, "LLMFT_S3_ENDPOINT": self.endpoint, "LLMFT_S3_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            import signal
+
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+        if getattr(self, "log", None) is not None:
+            shutil.rmtree(self.log.parent, ignore_errors=True)
+
+
 # -- fixtures ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres():
@@ -202,3 +277,32 @@ def mlflow_server(postgres, tmp_path_factory):
     server = MlflowServer(backend, tmp_path_factory.mktemp("mlflow-server") / "artifacts").start()
     yield server
     server.stop()
+
+
+def _require(missing: str | None) -> None:
+    if missing and os.environ.get("LLMFT_REQUIRE_BACKENDS") == "1":
+        pytest.fail(f"LLMFT_REQUIRE_BACKENDS=1 but {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server (moto) for the session, on loopback; LLMFT_REQUIRE_BACKENDS=1 turns a skip into a failure."""
+    _require(s3_missing())
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+_BUCKETS = [0]
+
+
+@pytest.fixture
+def s3_storage(s3_server, monkeypatch):
+    """A fresh bucket for one test, set as the platform's storage (LLMFT_STORAGE=s3://BUCKET/llmft + endpoint, keys)."""
+    _BUCKETS[0] += 1
+    bucket = s3_server.bucket(f"llmft-t{_BUCKETS[0]}-{os.getpid()}")
+    for key, value in s3_server.env(f"s3://{bucket}/llmft").items():
+        monkeypatch.setenv(key, value)
+    return {"bucket": bucket, "prefix": "llmft", "uri": f"s3://{bucket}/llmft", "server": s3_server}

@@ -45,3 +45,25 @@ def resolve(tenant: str, name: str, field: str = "api_key_secret") -> str:
         raise SpecError(f"{field}: no secret {name!r} is configured for tenant {tenant!r} "
                         f"(configured: {configured}); an operator adds it to LLMFT_SECRETS_FILE")
     return value
+
+
+# The platform's own object-storage credentials: the operator's environment, never a request or a spec.
+STORAGE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+STORAGE_SETTINGS_ENV = ("LLMFT_S3_ENDPOINT", "LLMFT_S3_REGION", "LLMFT_STORAGE_CACHE")
+
+
+def storage_credentials() -> dict[str, str]:
+    """{access_key, secret_key[, session_token]} for the platform's object storage, or {} (the SDK's chain)."""
+    import os
+
+    key, secret, token = (os.environ.get(v, "") for v in STORAGE_ENV)
+    if not (key and secret):
+        return {}
+    return {"access_key": key, "secret_key": secret, **({"session_token": token} if token else {})}
+
+
+def storage_env() -> dict[str, str]:
+    """What a job process needs to reach the platform's object storage (only when LLMFT_STORAGE is one)."""
+    import os
+
+    return {k: os.environ[k] for k in (*STORAGE_ENV, *STORAGE_SETTINGS_ENV) if os.environ.get(k)}

@@ -31,7 +31,7 @@ FLOORS = {
     # ground: what every stage stands on
     "config": GROUND, "store": GROUND, "models": GROUND, "errors": GROUND, "settings": GROUND,
     "manifest": GROUND, "environment": GROUND, "credentials": GROUND, "outbound": GROUND,
-    "plugins": GROUND, "recording": GROUND, "__init__": GROUND,
+    "plugins": GROUND, "recording": GROUND, "storage": GROUND, "__init__": GROUND,
     # stages of the lifecycle
     "data": STAGE, "train": STAGE, "tune": STAGE, "registry": STAGE, "evaluation": STAGE, "serving": STAGE,
     # what drives the stages

@@ -75,7 +75,9 @@ def report(ref: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ALIAS
     if index is not None and not 1 <= index <= len(evals):
         fail(f"{rec.ref}: --index must be between 1 and {len(evals)}")
     entry = evals[(index or len(evals)) - 1]
-    data = json.loads(Path(entry["uri"]).read_text())
+    from llmft import storage
+
+    data = json.loads(storage.fetch(entry["uri"]).read_text())  # object storage: copied into the local cache
     out = {"ref": rec.ref, **entry, "figures": data.get("figures"), "checks": data["gates"]["checks"],
            "throughput": data.get("throughput", {}).get("prompts_per_s")}
     lines = [f"{rec.ref} evaluation {entry['index']}: {'PASSED' if entry['passed'] else 'BLOCKED'} ({entry['at']})"]

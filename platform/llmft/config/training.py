@@ -38,6 +38,12 @@ class LoraSpec(StrictModel):
         min_length=1,
         description="Module name suffixes that receive adapters; each must exist in the base model.",
     )
+    modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="Modules trained in full and saved with the adapter (e.g. embed_tokens, lm_head): a small "
+        "base whose embeddings carry little structure learns label decisions only with a trainable input "
+        "embedding. Each must exist in the base model; such adapters serve on the PEFT engine.",
+    )
 
 
 class QuantizationSpec(StrictModel):
@@ -87,6 +93,9 @@ class ResourcesSpec(StrictModel):
     use_gpu: bool = Field(False, description="One GPU per worker (NCCL) instead of CPU workers (gloo).")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved per worker.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads per worker (1 is steadiest on small CPUs).")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = Field(
+        "PACK", description="Where Ray places the workers: PACK fills a node first; SPREAD (or STRICT_SPREAD) puts "
+        "them on different nodes, so one node's loss costs fewer workers (the run resumes from its checkpoint).")
 
 
 class CheckpointSpec(StrictModel):

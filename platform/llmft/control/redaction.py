@@ -29,6 +29,8 @@ def _roots() -> list[tuple[str, str]]:
         for variant in {str(path), os.path.realpath(path)}:
             if variant not in ("/", "/tmp", "/var", "/usr") and variant not in out:  # never a bare system root
                 out[variant] = label
+    if settings.remote_storage:  # the operator's bucket is not the caller's business either
+        out[settings.storage_uri] = "<storage>"
     return sorted(out.items(), key=lambda kv: -len(kv[0]))
 
 

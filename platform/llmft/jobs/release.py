@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmft import storage
 from llmft.errors import NotFoundError
 from llmft.jobs.job_run import job_dict
 
@@ -25,14 +26,14 @@ def find_training_job(store: Any, tenant: str, ref: str) -> Any:
     return job
 
 
-def job_of_checkpoint(store: Any, tenant: str, directory: Path) -> tuple[Any, Path]:
+def job_of_checkpoint(store: Any, tenant: str, directory: Path) -> tuple[Any, Path | str]:
     """The training job that wrote `directory` (a checkpoint it recorded, or a folder inside one)."""
     target = Path(directory).resolve()
     for job in store.list_jobs(tenant, "training"):
         for ck in store.list_checkpoints(job.id):
-            root = Path(ck.uri.removeprefix("file://")).resolve()
+            root = storage.cache_path(ck.uri).resolve()  # object storage: its local cache copy
             if target == root or root in target.parents:
-                return job, root
+                return job, (ck.uri if storage.is_remote(ck.uri) else root)
     raise NotFoundError(f"{Path(directory).name}: not a checkpoint any training job of tenant {tenant!r} recorded; "
                         f"register a job's output with --from-job, or pass --lineage FILE")
 
@@ -48,7 +49,7 @@ def register_job_output(registry: Any, tenant: str, model: str, *, actor: str, j
         job, checkpoint = job_of_checkpoint(store, tenant, checkpoint_dir)
     else:
         job, checkpoint = find_training_job(store, tenant, job_ref or ""), None
-    out = registry.settings.storage / "releases" / tenant / job.id / (checkpoint.name if checkpoint else "final")
+    out = registry.settings.storage / "releases" / tenant / job.id / (str(checkpoint).rstrip("/").rsplit("/", 1)[-1] if checkpoint else "final")
     source, lineage = release_dir(job_dict(job), store, out, checkpoint=checkpoint)
     return registry.register(tenant, model, source, actor=actor, lineage=lineage, description=description,
                              prerelease=prerelease, semver=semver)

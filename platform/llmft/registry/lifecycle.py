@@ -94,7 +94,7 @@ class LifecycleMixin:
         sharing = [v for v in self.store.list_model_versions(tenant) if v.uri == rec.uri and v.id != rec.id
                    and v.status != "archived"]
         new_uri = None
-        if cold and not sharing:
+        if cold and not sharing and "://" not in rec.uri:  # object storage: tiering is the bucket's lifecycle rules
             new_uri = str(artifacts.relocate(hot, manifest, self.cold_root(tenant) / rec.manifest_digest))
 
         def check(current: Any) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from llmft import storage
 from llmft.errors import ConflictError, IntegrityError, NotFoundError, PermissionDeniedError, SpecError
 from llmft.manifest import Manifest
 from llmft.registry import artifacts, lineage as lineage_mod
@@ -69,6 +70,7 @@ class ModelRegistry(LifecycleMixin):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data.encode() if isinstance(data, str) else data)
         path.chmod(artifacts.READ_ONLY_FILE)
+        storage.publish(path)  # object storage: the record lives in the bucket too
         return path
 
     def _run_for(self, tenant: str, name: str, training_run: str | None) -> str:
@@ -134,7 +136,8 @@ class ModelRegistry(LifecycleMixin):
         snapshot, ancestry = self._snapshot_chain(tenant, inputs.dataset_snapshot)
         blob = artifacts.put(source, manifest, self.objects(tenant),
                              {"tenant": tenant, "name": name, "base_sha256": inputs.base_model.sha256})
-        record = lineage_mod.build_lineage(inputs, tenant=tenant, name=name, manifest=manifest, uri=str(blob),
+        uri = storage.publish(blob)  # object storage: uploaded; its s3:// URI is the version's location
+        record = lineage_mod.build_lineage(inputs, tenant=tenant, name=name, manifest=manifest, uri=uri,
                                            actor=actor, snapshot=snapshot, ancestry=ancestry)
         mlname = self.mlflow_name(tenant, name)
         created_mlflow: list[int] = []
@@ -158,7 +161,7 @@ class ModelRegistry(LifecycleMixin):
 
         try:
             rec = self.store.add_model_version(
-                tenant=tenant, name=name, manifest_digest=manifest.digest, uri=str(blob),
+                tenant=tenant, name=name, manifest_digest=manifest.digest, uri=uri,
                 base_model=inputs.base_model.ref, base_digest=inputs.base_model.sha256, lineage=record,
                 actor=actor, semver_for=semver_for, allocate=allocate,
                 dataset_snapshot=snapshot.id if snapshot is not None else inputs.dataset_snapshot,
@@ -172,7 +175,7 @@ class ModelRegistry(LifecycleMixin):
                                       json.dumps(rec.lineage, indent=2, sort_keys=True, default=str))
             run_id = rec.lineage["artifacts"]["mlflow_run_id"]
             self.client.log_artifact(run_id, str(path), artifact_path=f"registry/{name}/{rec.version}")
-            self.client.set_model_version_tag(mlname, str(rec.version), "llmft.lineage_uri", str(path))
+            self.client.set_model_version_tag(mlname, str(rec.version), "llmft.lineage_uri", storage.uri_of(path))
             self.client.set_model_version_tag(mlname, str(rec.version), "llmft.register_seconds",
                                               f"{time.perf_counter() - started:.3f}")
         return rec
@@ -246,23 +249,31 @@ class ModelRegistry(LifecycleMixin):
                 "taint_reason": self.taint_reason(tenant, rec), "lineage": rec.lineage}
 
     # -- verify and open ----------------------------------------------------------------------
-    def verify_report(self, tenant: str, ref: str) -> dict:
-        """Re-hash every file of a version against the manifest recorded at registration."""
+    def verify_report(self, tenant: str, ref: str, refresh: bool = True) -> dict:
+        """Re-hash every file of a version against the manifest recorded at registration.
+
+        Object storage: the version's objects are copied from the bucket (`refresh`) or the local
+        cache, and that copy is re-hashed; a problem names the object (its s3:// URI and file).
+        """
         started = time.perf_counter()
         rec = self.resolve(tenant, ref)
         manifest = Manifest(rec.lineage["artifacts"]["files"])
         problems: list[tuple[str, str]] = []
         if manifest.digest != rec.manifest_digest:
             problems.append(("<recorded manifest>", "does not match the registered digest"))
-        problems += artifacts.changed_files(Path(rec.uri), manifest)
+        try:
+            local = storage.fetch(rec.uri, refresh=refresh and storage.is_remote(rec.uri))
+        except NotFoundError:
+            local = storage.cache_path(rec.uri) / ".missing"
+        problems += artifacts.changed_files(local, manifest)
         return {"ref": rec.ref, "semver": rec.semver, "uri": rec.uri, "ok": not problems,
                 "files": len(manifest.files), "bytes": sum(int(f["size"]) for f in manifest.files.values()),
                 "changed": [{"file": f, "problem": p} for f, p in problems],
                 "seconds": round(time.perf_counter() - started, 4)}
 
-    def verify(self, tenant: str, ref: str) -> dict:
+    def verify(self, tenant: str, ref: str, refresh: bool = True) -> dict:
         """Like verify_report, but a changed file raises IntegrityError naming every such file."""
-        report = self.verify_report(tenant, ref)
+        report = self.verify_report(tenant, ref, refresh)
         if not report["ok"]:
             named = ", ".join(f"{c['file']} ({c['problem']})" for c in report["changed"])
             raise IntegrityError(f"model version {report['ref']} at {report['uri']}: {named}")
@@ -271,8 +282,8 @@ class ModelRegistry(LifecycleMixin):
     def open(self, tenant: str, ref: str) -> tuple[Path, Any]:
         """The verified directory of a version, for loading; a tampered file raises IntegrityError."""
         rec = self.resolve(tenant, ref)
-        self.verify(tenant, rec.ref)
-        return Path(rec.uri), rec
+        self.verify(tenant, rec.ref, refresh=False)  # object storage: the cached copy (copied in when absent)
+        return storage.fetch(rec.uri), rec
 
     # -- aliases and promotion ----------------------------------------------------------------
     def promote(self, tenant: str, ref: str, alias: str, *, reason: str, actor: str) -> Any:
@@ -356,7 +367,8 @@ class ModelRegistry(LifecycleMixin):
             html_dest = self._write_record(tenant, rec.name, rec.version, f"eval/{index}-report.html",
                                            Path(html_path).read_bytes())
         entry = {"index": index, "passed": report["passed"], "reasons": reasons, "digest": digest,
-                 "uri": str(json_path), "html_uri": str(html_dest) if html_dest else None, "actor": actor,
+                 "uri": storage.uri_of(json_path), "html_uri": storage.uri_of(html_dest) if html_dest else None,
+                 "actor": actor,
                  "at": _now()}
         self.store.update_model_version(tenant, rec.name, rec.version, actor=actor, action="model.eval.attach",
                                         payload={k: entry[k] for k in ("index", "passed", "reasons", "digest")},

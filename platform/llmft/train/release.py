@@ -16,7 +16,7 @@ from llmft.errors import ConflictError, IntegrityError
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
-def release_dir(job: dict, store: Any, out_dir: Path, checkpoint: Path | None = None) -> tuple[Path, dict]:
+def release_dir(job: dict, store: Any, out_dir: Path, checkpoint: Path | str | None = None) -> tuple[Path, dict]:
     """(directory to register, lineage inputs) for a training job (`llmft.jobs.job_dict`).
 
     By default its final checkpoint (the job must have succeeded); `checkpoint` picks any checkpoint
@@ -30,8 +30,11 @@ def release_dir(job: dict, store: Any, out_dir: Path, checkpoint: Path | None = 
         if job["status"] != "succeeded":
             raise ConflictError(f"training job {job['name']!r} is {job['status']}: only a succeeded job can be "
                                 f"released (or name one of its checkpoints)")
-        checkpoint = Path(outcome["checkpoint"]["uri"])
-    verify_tree(checkpoint, allow_extra=True)  # a tampered checkpoint is not released
+        checkpoint = outcome["checkpoint"]["uri"]
+    from llmft import storage
+
+    checkpoint_uri = str(checkpoint)  # object storage: copied into the local cache, then re-hashed
+    checkpoint, _ = storage.verified(checkpoint_uri, lambda p: verify_tree(p, allow_extra=True))  # tampered: refused
     weights = next((checkpoint / d for d in ("adapter", "model") if (checkpoint / d).is_dir()), None)
     if weights is None:
         raise IntegrityError(f"{checkpoint}: no adapter/ or model/ directory")
@@ -53,7 +56,7 @@ def release_dir(job: dict, store: Any, out_dir: Path, checkpoint: Path | None = 
         "training_spec_digest": record.spec_digest, "method": spec["method"], "seed": spec["seed"],
         "metrics": {k: outcome.get(k) for k in ("val_loss", "best_val_loss", "steps", "tokens_per_s", "epsilon")
                     if outcome.get(k) is not None},
-        "checkpoint": str(checkpoint),
+        "checkpoint": checkpoint_uri,
         "mlflow_run_id": job["result"].get("mlflow_run_id"), "job_id": job["id"],
         "duration_s": outcome.get("seconds"),
     }

@@ -37,7 +37,8 @@ class RayRuntime:
         on_disk = [uri for _, uri in ck.list_checkpoints(self.run_uri)]
         latest = ray.train.get_checkpoint()
         if latest is not None and not any(u.rstrip("/").endswith(Path(latest.path).name) for u in on_disk):
-            on_disk.insert(0, latest.path)
+            remote = getattr(latest.filesystem, "type_name", "local") != "local"
+            on_disk.insert(0, f"{latest.filesystem.type_name}://{latest.path}" if remote else latest.path)
         return on_disk
 
     def report(self, metrics: dict, checkpoint_dir: Path | None, name: str | None) -> None:
@@ -78,6 +79,10 @@ def train_loop_per_worker(config: dict) -> None:
     """Entry point of every Ray Train worker."""
     from llmft.train.worker import Session, write_outcome
 
+    if config.get("storage_filesystem") is not None:  # object storage: the driver's filesystem, as Ray Train's
+        from llmft import storage
+
+        storage.use_filesystem(config["storage_filesystem"])
     rt = RayRuntime(config)
     tracker = recorder = None
     if rt.rank == 0:
@@ -99,8 +104,20 @@ def snapshot_datasets(snapshot_uri: str) -> dict:
     """
     import ray.data
 
+    from llmft import storage
+
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = ray.data.read_parquet(snapshot_uri).select_columns(["id", "split", "prompt", "completion"])
+    if storage.is_remote(snapshot_uri):  # object storage: the cached copy, re-hashed, then into Ray's object store
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from llmft.manifest import verify_tree
+
+        local, _ = storage.verified(snapshot_uri, verify_tree)
+        ds = ray.data.from_arrow(pa.concat_tables([pq.read_table(p) for p in sorted(local.rglob("*.parquet"))]))
+    else:
+        ds = ray.data.read_parquet(snapshot_uri)
+    ds = ds.select_columns(["id", "split", "prompt", "completion"])
     return {split: ds.filter(expr=f"split == '{split}'").materialize() for split in ("train", "validation")}
 
 
@@ -118,17 +135,28 @@ def build_trainer(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extr
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from llmft import storage
+
     r = spec.resources
     run_uri = f"{storage_path.rstrip('/')}/{run_name(spec)}"
     config = {"spec": spec.model_dump(mode="json"), "run_uri": run_uri, **(extra or {})}
+    fs = None
+    if storage.is_remote(storage_path):  # Ray Train takes the filesystem and the path without its scheme
+        fs, storage_path = storage.filesystem(storage_path)
+        config["storage_filesystem"] = fs
+    if config.get("recorder") is not None:  # a lost worker (or node) is on the job's record before the resume
+        from llmft.train.lost_workers import LostWorkerEvents
+
+        callbacks = [*(callbacks or []), LostWorkerEvents(config["recorder"])]
     env = {"OMP_NUM_THREADS": str(r.torch_threads), "TOKENIZERS_PARALLELISM": "false"}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
         torch_config=TorchConfig(backend="nccl" if r.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=r.num_workers, use_gpu=r.use_gpu,
+                                     placement_strategy=r.placement_strategy,
                                      resources_per_worker={"CPU": r.cpus_per_worker, **({"GPU": 1} if r.use_gpu else {})}),
-        run_config=RunConfig(name=run_name(spec), storage_path=storage_path,
+        run_config=RunConfig(name=run_name(spec), storage_path=storage_path, storage_filesystem=fs,
                              failure_config=FailureConfig(max_failures=spec.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=None),
                              worker_runtime_env={"env_vars": env}, callbacks=callbacks),
