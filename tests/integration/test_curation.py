@@ -1,6 +1,7 @@
 """Curation on Ray Data, end to end on the generated sample; dedupe CLI; distributed components."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -36,7 +37,7 @@ def registered(store, tmp_path):
 
 def test_curation_end_to_end(ray_local, store, registered, tiny_base_dir):
     from llmft.config import CurationSpec
-    from llmft.data import curation, erasure, formatting, minhash, replay
+    from llmft.data import curation, erasure, formatting, minhash, parts, replay
 
     truth = json.loads(registered["truth"].read_text())
     spec = CurationSpec(tenant="acme", source="tickets", output="tickets-curated", tokenizer=str(tiny_base_dir),
@@ -48,7 +49,7 @@ def test_curation_end_to_end(ray_local, store, registered, tiny_base_dir):
     assert job["status"] == "succeeded" and job["result"]["rows"] > 0
     result = {**job["result"], "job_id": job["id"]}
     snap_dir = store.get_snapshot("acme", "tickets-curated").uri
-    rows = pq.read_table(f"{snap_dir}/data.parquet").to_pylist()
+    rows = parts.read_table(snap_dir).to_pylist()
     assert tuple(rows[0]) == formatting.COLUMNS
     # bad input counted with reasons, nothing silently lost
     report = json.loads(open(f"{snap_dir}/report.json").read())
@@ -91,7 +92,7 @@ def test_curation_end_to_end(ray_local, store, registered, tiny_base_dir):
     subject = truth["erasure_subject"]["customer_id"]
     out = erasure.erase(store, "acme", "tickets-curated", subject, actor="dpo", field="customer_id")
     assert out["removed"] > 0
-    erased = pq.read_table(f"{out['snapshot']['uri']}/data.parquet").to_pylist()
+    erased = parts.read_table(out["snapshot"]["uri"]).to_pylist()
     assert len(erased) == len(rows) - out["removed"] and subject not in json.dumps(erased)
     assert store.get_snapshot("acme", rec.id).superseded_by == out["snapshot"]["id"]
 
@@ -172,3 +173,96 @@ def test_ray_shuffle_path_matches_in_process(ray_local, verify):
                                                       num_blocks=3)
     assert small_stats.engine == "in-process" and "local_max_rows" in small_stats.engine_reason
     assert small_labels == local_labels and small.count() == kept.count()
+
+
+def test_curated_snapshot_independent_of_partitioning(ray_local, store, registered):
+    """Other block counts, same rows: the same part files, bytes and snapshot id; erasure keeps the layout."""
+    from llmft.config import CurationSpec
+    from llmft.data import curation, erasure, parts
+    from llmft.manifest import MANIFEST_NAME, read_manifest
+
+    spec = CurationSpec(tenant="acme", source="tickets", output="tickets-parts", format={"style": "alpaca"},
+                        dedupe={"threshold": 0.6}, replay={"source": "general", "fraction": 0.2})
+    one = curation.run(spec, store, "t", num_blocks=1, rows_per_file=40)
+    five = curation.run(spec, store, "t", num_blocks=5, rows_per_file=40)
+    assert five["snapshot"]["id"] == one["snapshot"]["id"] and five["snapshot"]["created"] is False
+    assert five["splits"] == one["splits"] and five["rows"] == one["rows"]
+    path = Path(one["snapshot"]["uri"])
+    manifest = read_manifest(path)
+    on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    assert set(manifest.files) == on_disk - {MANIFEST_NAME}  # the manifest lists every file
+    files = parts.files(path)
+    assert len([f for f in files if f.name.startswith("train-")]) > 1
+    assert manifest.meta["files"] == {f.name: pq.read_metadata(f).num_rows for f in files}
+    rows = parts.read_table(path).to_pylist()
+    assert len(rows) == one["rows"] == sum(manifest.meta["files"].values())
+    assert sum(r["replay"] for r in rows) == one["splits"]["train"] - sum(
+        1 for r in rows if r["split"] == "train" and not r["replay"]) > 0
+    subject = json.loads(registered["truth"].read_text())["erasure_subject"]["customer_id"]
+    out = erasure.erase(store, "acme", "tickets-parts", subject, actor="dpo", field="customer_id")
+    erased = parts.read_table(out["snapshot"]["uri"]).to_pylist()
+    assert out["removed"] > 0 and len(erased) == len(rows) - out["removed"] and subject not in json.dumps(erased)
+    assert [f.name for f in parts.files(out["snapshot"]["uri"])] == [f.name for f in files]
+    assert store.get_snapshot("acme", out["snapshot"]["id"]).row_count == len(erased)
+
+
+class _RssPeak:
+    """The driver's peak RSS above its level at entry, sampled every 20 ms in a thread."""
+
+    def __enter__(self):
+        import threading
+
+        import psutil
+
+        self._proc, self._stop = psutil.Process(), threading.Event()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        import time
+
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def rise(self) -> int:
+        return self.peak - self.start
+
+
+@pytest.mark.slow
+def test_curated_rows_never_gather_on_the_driver(ray_local, store, tmp_path):
+    """~80 MB of curated rows: the driver's RSS rises by well under their size (a gather would hold them all)."""
+    import random
+
+    from llmft.config import CurationSpec, DatasetSpec
+    from llmft.data import curation, parts, snapshots
+
+    rng = random.Random(0)
+    src = tmp_path / "big.jsonl"
+    n, words = 1200, 7000  # ~64 KB of response per row
+    with open(src, "w") as fh:
+        for i in range(n):
+            text = " ".join(f"{rng.getrandbits(32):08x}" for _ in range(words))
+            fh.write(json.dumps({"id": f"b{i:05d}", "prompt": f"Summarise document {i}.", "response": text}) + "\n")
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(src.open().readline() for _ in range(1)))
+    store.create_tenant("acme", "admin")
+    spec = {"tenant": "acme", "format": {"style": "alpaca"}, "pii": {"exclude": ["prompt", "response"]},
+            "filters": {"max_tokens": 100_000}, "dedupe": {"near": False}}
+    for name, path in (("small", small), ("big", src)):
+        snapshots.register(DatasetSpec(name=name, tenant="acme", source=str(path)), store, "t")
+    # warm-up on one row: first-use imports and caches of this process are not the rows' memory
+    curation.run(CurationSpec(source="small", output="small-curated", **spec), store, "t", num_blocks=2)
+    with _RssPeak() as rss:
+        out = curation.run(CurationSpec(source="big", output="big-curated", **spec), store, "t", num_blocks=4)
+    assert out["rows"] == n
+    size = parts.read_table(out["snapshot"]["uri"], columns=["completion"]).nbytes
+    assert size > 70 * 2**20
+    assert rss.rise < size / 2, f"driver RSS rose {rss.rise / 2**20:.0f} MiB for {size / 2**20:.0f} MiB of rows"

@@ -22,9 +22,9 @@ def register(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run:
 
     s = load_cli_spec(spec, overrides, DatasetSpec)
     if dry_run:
-        from llmft.data.readers import list_files
+        from llmft.data.snapshots import source_files
 
-        files = list_files(Path(s.source), s.format.value)
+        files = source_files(Path(s.source), s.format.value)
         emit({"plan": "register", "spec": s.model_dump(mode="json"), "files": [str(f) for f in files]}, as_json)
         return
     from llmft.data.snapshots import register as do_register

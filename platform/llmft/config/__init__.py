@@ -19,6 +19,7 @@ from llmft.config.data import (
     CurationSpec,
     DatasetSpec,
     DedupeSpec,
+    DocumentsSpec,
     FilterSpec,
     FormatSpec,
     PiiSpec,
@@ -67,7 +68,7 @@ def spec_from_dict(expect: type[T], data: dict[str, Any], overrides: list[str] |
 
 
 __all__ = [
-    "AnySpec", "Classification", "CurationSpec", "DatasetSpec", "DedupeSpec", "DeploymentSpec",
+    "AnySpec", "Classification", "CurationSpec", "DatasetSpec", "DedupeSpec", "DeploymentSpec", "DocumentsSpec",
     "EvalSpec", "FilterSpec", "FormatSpec", "GateSpec", "JudgeSpec", "Method", "PiiSpec", "Precision",
     "ReplaySpec", "SloSpec", "SPEC_KINDS", "SplitSpec", "SpecError", "Strategy", "StrictModel",
     "SuiteSpec", "SweepSpec", "TrafficSpec", "TrainingSpec", "load_spec", "spec_digest",

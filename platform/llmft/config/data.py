@@ -22,6 +22,7 @@ class DataFormat(str, Enum):
     parquet = "parquet"
     csv = "csv"
     text = "text"
+    documents = "documents"  # PDF, HTML, DOCX, Markdown, text and source files (llmft.data.documents)
 
 
 class DatasetSpec(StrictModel):
@@ -51,8 +52,17 @@ class PiiSpec(StrictModel):
         description="PII types to detect.",
     )
     fields: list[str] = Field(
-        default_factory=lambda: ["prompt", "response", "text"], description="Text fields scanned for PII."
-    )
+        default_factory=list, description="More dataset fields to scan: every text field that reaches training "
+                                          "(prompt/response, instruction/input/output, each message's content, "
+                                          "system) is always scanned unless listed in exclude.")
+    exclude: list[str] = Field(default_factory=list, description="Dataset fields not scanned, even though they "
+                                                                 "reach training (e.g. a code column).")
+    not_pii: list[Literal["versions", "year_ranges", "doi", "arxiv", "special_ips", "urls", "paths"]] = Field(
+        default_factory=lambda: ["versions", "year_ranges", "doi", "arxiv", "special_ips", "urls", "paths"],
+        description="Technical look-alikes never reported: version numbers, year ranges (and times), DOIs, arXiv "
+                    "ids, special-purpose IPs (loopback, documentation, reserved, multicast, network addresses), "
+                    "URLs and file paths; the phone and generic-secret detectors do not fire inside them "
+                    "(labelled secrets such as ?token=... still do). [] scans everything.")
 
 
 class FilterSpec(StrictModel):
@@ -111,11 +121,43 @@ class DedupeSpec(StrictModel):
         return self
 
 
+FORMAT_FIELDS = ("prompt", "response", "instruction", "input", "output", "messages", "system", "id")
+
+
 class FormatSpec(StrictModel):
-    style: Literal["alpaca", "chat"] = Field("chat", description="alpaca: prompt/completion; chat: messages.")
-    prompt_field: str = Field("prompt", description="Source field holding the instruction.")
-    response_field: str = Field("response", description="Source field holding the answer.")
-    system_prompt: str | None = Field(None, description="Optional system message for chat records.")
+    style: Literal["alpaca", "chat"] = Field("chat", description="How rows are rendered for training: alpaca "
+                                             "(### Instruction/### Response text) or chat (the tokenizer's template).")
+    input: Literal["auto", "prompt_response", "alpaca", "messages"] = Field(
+        "auto", description="Row format of the dataset: prompt_response ({prompt, response}), alpaca ({instruction, "
+                            "input?, output}), messages ({messages: [{role, content}, ...]} ending with the "
+                            "assistant's answer), or auto (per row, from the fields it has).")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Your field names for the format's: {prompt: question, response: answer}; "
+                                          f"keys among {', '.join(FORMAT_FIELDS)}.")
+    prompt_field: str = Field("prompt", description="Same as fields.prompt (kept for older specs).")
+    response_field: str = Field("response", description="Same as fields.response (kept for older specs).")
+    system_prompt: str | None = Field(None, description="System message for every row (a row's own system "
+                                                        "message or `system` field wins); evaluation sends the same.")
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(FORMAT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}: use {', '.join(FORMAT_FIELDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _legacy_fields(self) -> "FormatSpec":
+        for name, legacy in (("prompt", self.prompt_field), ("response", self.response_field)):
+            if legacy != name and self.fields.get(name, legacy) != legacy:
+                raise ValueError(f"{name}_field ({legacy!r}) and fields.{name} ({self.fields[name]!r}) disagree")
+        return self
+
+    def field_map(self) -> dict[str, str]:
+        """Format name -> the dataset's field name."""
+        legacy = {n: f for n, f in (("prompt", self.prompt_field), ("response", self.response_field)) if n != f}
+        return {**{n: n for n in FORMAT_FIELDS}, **legacy, **self.fields}
 
 
 class SplitSpec(StrictModel):
@@ -136,6 +178,36 @@ class ReplaySpec(StrictModel):
     fraction: float = Field(0.0, ge=0, lt=1, description="Share of the train split drawn from the replay set.")
 
 
+class DocumentsSpec(StrictModel):
+    """How a documents snapshot (format: documents) becomes rows: chunking, output, what a worker accepts."""
+
+    chunk_tokens: int = Field(512, ge=8, le=1_000_000, description="Tokens per chunk (the tokenizer's tokens, or "
+                              "whitespace-delimited words without one); at most filters.max_tokens.")
+    overlap_tokens: int = Field(64, ge=0, description="Tokens a chunk shares with the one before it "
+                                "(context across the cut); less than chunk_tokens.")
+    output: Literal["text", "passages"] = Field(
+        "text", description="text: continued-pretraining rows (empty prompt, the chunk plus eos as completion, so "
+                            "the loss covers every token); passages: the chunks as they are, without eos, as the "
+                            "source of an instruction-synthesis step.")
+    max_file_bytes: int = Field(64 << 20, ge=1, description="Files larger than this are refused unread "
+                                "(refused_too_large).")
+    max_line_bytes: int = Field(1 << 20, ge=1, description="HTML, Markdown, text or code with a longer line is not "
+                                "parsed (unreadable_<kind>:line_too_long): minified or hostile input.")
+    max_unzipped_bytes: int = Field(256 << 20, ge=1, description="A DOCX whose members declare more uncompressed "
+                                    "bytes is a zip bomb (unreadable_docx:zip_bomb), refused before unzipping.")
+    max_zip_ratio: float = Field(100.0, gt=1, description="A DOCX (or any one member) that expands more than this "
+                                 "many times is a zip bomb.")
+    max_pages: int = Field(10_000, ge=1, description="PDFs with more pages are refused "
+                           "(unreadable_pdf:too_many_pages).")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> "DocumentsSpec":
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be less than chunk_tokens "
+                             f"({self.chunk_tokens})")
+        return self
+
+
 class CurationSpec(StrictModel):
     kind: Literal["curation"] = Field("curation", description="Spec type tag.")
     tenant: str = Field(..., pattern=NAME_PATTERN, description="Tenant that owns source and output.")
@@ -149,3 +221,13 @@ class CurationSpec(StrictModel):
     split: SplitSpec = Field(default_factory=SplitSpec, description="Deterministic train/validation/test split.")
     replay: ReplaySpec = Field(default_factory=ReplaySpec, description="General-data replay against forgetting.")
     erase_field: str | None = Field(None, description="Field naming the data subject, used by erasure.")
+    documents: DocumentsSpec = Field(default_factory=DocumentsSpec, description="Chunking and limits for a "
+                                     "documents snapshot (format: documents); unused for row formats.")
+
+    @model_validator(mode="after")
+    def _chunk_fits(self) -> "CurationSpec":
+        # only a documents section set here is checked: row-format specs with a small max_tokens stay valid
+        if self.documents != DocumentsSpec() and self.documents.chunk_tokens > self.filters.max_tokens:
+            raise ValueError(f"documents.chunk_tokens ({self.documents.chunk_tokens}) exceeds filters.max_tokens "
+                             f"({self.filters.max_tokens}): every full chunk would be dropped as too_long")
+        return self

@@ -35,6 +35,22 @@ class SuiteSpec(StrictModel):
         None, description="Endpoint used for this suite: 'chat' renders the prompt as a user turn, 'completions' "
                           "sends it raw (default: completions for memorization prefixes, chat otherwise).")
     max_new_tokens: int | None = Field(None, ge=1, le=4096, description="Generation budget (default: the spec's).")
+    system_prompt: str | None = Field(None, description="System message for this suite's chat requests (default: "
+                                                        "the spec's); \"\" sends none.")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Your field names for the suite's: {prompt: question, reference: answer}; "
+                                          "keys among prompt, reference, response, instruction, input, output, "
+                                          "messages, system, id, secret.")
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        known = ("prompt", "reference", "response", "instruction", "input", "output", "messages", "system", "id",
+                 "secret")
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}: use {', '.join(known)}")
+        return value
 
 
 class JudgeSpec(StrictModel):
@@ -115,6 +131,10 @@ class EvalSpec(StrictModel):
     judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Win-rate judge.")
     gates: GateSpec = Field(default_factory=GateSpec, description="Promotion gates.")
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Generation budget per prompt.")
+    system_prompt: str | None = Field(
+        None, description="System message sent first in every chat request (a row's own system message wins). "
+                          "Default: the format.system_prompt the candidate's training data was curated with (found "
+                          "through its lineage), so the model is asked as it was trained; \"\" sends none.")
     concurrency: int = Field(8, ge=1, description="Requests in flight against each endpoint.")
     candidate_endpoint: EndpointSpec | None = Field(
         None, description="Where the candidate is served (a Serve app); default: a local engine is started.")
@@ -126,6 +146,10 @@ class EvalSpec(StrictModel):
     request_timeout_s: float = Field(120.0, gt=0, description="Per-request HTTP timeout.")
     retries: int = Field(3, ge=0, le=10, description="Retries per request on 5xx or connection errors.")
     attach: bool = Field(True, description="Attach the report to the candidate version in the registry.")
+    inference: Literal["http", "batch"] = Field(
+        "http", description="How locally served sides generate: `http` (the serving gateway over an in-process "
+                            "engine) or `batch` (one Ray Data job, one vLLM engine per actor; needs vLLM).")
+    batch_actors: int = Field(1, ge=1, description="Ray Data actors, one vLLM engine each (inference: batch).")
 
     @field_validator("toxicity_scorer")
     @classmethod

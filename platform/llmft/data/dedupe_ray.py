@@ -15,9 +15,10 @@ Why a hash shuffle (`repartition(keys=...)`) with pyarrow/numpy grouping inside
 and LSH produces millions of tiny groups. Connected components run in memory on
 the driver when the verified edge list is small (`cc_local_max` edges), otherwise
 as hash-to-min rounds over Ray Data, so the edge list never gathers on one node.
-Scale limits: the keys (and, for estimated verification only, the signature
-table: rows x num_perm x 4 bytes) gather on the driver, and the set of removed
-keys is broadcast through the object store.
+Scale limits: the keys of the rows on a decided pair (the duplicates) gather on the
+driver, never every row's key (with estimated verification only, every key and the
+signature table, rows x num_perm x 4 bytes, do); the set of removed keys is
+broadcast through the object store.
 """
 
 from __future__ import annotations
@@ -210,23 +211,17 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
                             fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params})
     sig_ds = sig_ds.materialize()
     estimate = params.near and params.verify != "exact"
-    keys, handles, sigs = [], [], []
-    wanted = [key_field, "_h"] + (["_sig"] if estimate else [])
-    for b in sig_ds.select_columns(wanted).iter_batches(batch_format="pyarrow", batch_size=None):
-        keys.extend(str(k) for k in b.column(key_field).to_pylist())
-        handles.append(b.column("_h").to_numpy())
-        if estimate:
-            sigs.append(_sig_matrix(b, params.num_perm))
-    table = dd.DocTable(keys, np.concatenate(sigs) if sigs else None,
-                        np.concatenate(handles) if handles else np.zeros(0, np.uint64))
-    table_ref = ray.put(table)
+    table = _doc_table(sig_ds, key_field, params) if estimate else None
     pairs_ds = (sig_ds.map_batches(_bands_fn, batch_format="pyarrow", fn_kwargs={"params": params})
                 .repartition(num_blocks, keys=["band", "bkey"])
                 .map_batches(_pairs_fn, batch_format="numpy", batch_size=None,
-                             fn_kwargs={"params": params, "table_ref": table_ref if estimate else None})
+                             fn_kwargs={"params": params, "table_ref": ray.put(table) if estimate else None})
                 .materialize())
     if params.near and params.verify == "exact":
         pairs_ds = _verify_exact(pairs_ds, sig_ds, params, num_blocks)
+    if table is None:  # names only for the rows on a decided pair (duplicates), not every row's key
+        table = _doc_table(sig_ds, key_field, params, only=_edge_handles(pairs_ds))
+    table_ref = ray.put(table)
     if pairs_ds.count() <= cc_local_max:
         batches = [dd.named_pairs(b, table) for b in pairs_ds.iter_batches(batch_format="numpy", batch_size=None)]
         real = [dd.is_pair(b) for b in batches]
@@ -246,6 +241,44 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
     kept = sig_ds.map_batches(_drop_fn, batch_format="pyarrow",
                               fn_kwargs={"removed_ref": ray.put(removed), "drop_cols": drop_cols})
     return kept, labels, stats
+
+
+def _doc_table(sig_ds: "Dataset", key_field: str, params: dd.DedupeParams, only: np.ndarray | None = None
+               ) -> dd.DocTable:
+    """Handle -> key (and, for estimated verification, signature) of every row, or of the rows in `only`."""
+    import ray
+
+    ds = sig_ds.select_columns([key_field, "_h"] + (["_sig"] if only is None and params.near else []))
+    if only is not None:
+        ds = ds.map_batches(_only_fn, batch_format="pyarrow", fn_kwargs={"only_ref": ray.put(only)})
+    keys, handles, sigs = [], [], []
+    for b in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        keys.extend(str(k) for k in b.column(key_field).to_pylist())
+        handles.append(b.column("_h").to_numpy())
+        if "_sig" in b.column_names:
+            sigs.append(_sig_matrix(b, params.num_perm))
+    return dd.DocTable(keys, np.concatenate(sigs) if sigs else None,
+                       np.concatenate(handles) if handles else np.zeros(0, np.uint64))
+
+
+def _only_fn(batch, only_ref: Any):
+    import pyarrow as pa
+    import ray
+
+    only = ray.get(only_ref) if isinstance(only_ref, ray.ObjectRef) else only_ref
+    return batch.filter(pa.array(np.isin(batch.column("_h").to_numpy(), only)))
+
+
+def _pair_handles_fn(batch: dict) -> dict:
+    real = dd.is_pair(batch)
+    return {"h": np.unique(np.r_[np.asarray(batch["a"], np.uint64)[real], np.asarray(batch["b"], np.uint64)[real]])}
+
+
+def _edge_handles(pairs_ds: "Dataset") -> np.ndarray:
+    """The sorted handles of the rows on a decided pair (8 bytes per duplicate row come back)."""
+    hs = [np.asarray(b["h"], np.uint64) for b in pairs_ds.map_batches(_pair_handles_fn, batch_format="numpy")
+          .iter_batches(batch_format="numpy", batch_size=None)]
+    return np.unique(np.concatenate(hs)) if hs else np.zeros(0, np.uint64)
 
 
 def _verify_exact(pairs_ds: "Dataset", sig_ds: "Dataset", params: dd.DedupeParams, num_blocks: int) -> "Dataset":

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from llmft.data import snapshots
+from llmft.data import readers, snapshots
 
 
 def references(record: dict, subject: str, field: str | None) -> bool:
@@ -54,14 +54,19 @@ def _filter_jsonl(src: Path, dst: Path, subject: str, field: str | None) -> int:
 
 
 def _filter_parquet(src: Path, dst: Path, subject: str, field: str | None) -> int:
+    """Row group by row group (memory bounded by one row group, whatever the file's size)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(src)
-    records = table.to_pylist()
-    keep = [not references(r, subject, field) for r in records]
-    pq.write_table(table.filter(pa.array(keep, pa.bool_())), dst, compression="zstd")
-    return keep.count(False)
+    pf = pq.ParquetFile(src)
+    removed = 0
+    with pq.ParquetWriter(dst, pf.schema_arrow, compression="zstd") as writer:
+        for i in range(pf.num_row_groups):
+            table = pf.read_row_group(i)
+            keep = [not references(r, subject, field) for r in table.to_pylist()]
+            removed += keep.count(False)
+            writer.write_table(table.filter(pa.array(keep, pa.bool_())))
+    return removed
 
 
 def _filter_csv(src: Path, dst: Path, subject: str, field: str | None) -> int:
@@ -90,27 +95,56 @@ def _filter_text(src: Path, dst: Path, subject: str, field: str | None) -> int:
 _FILTERS = {"jsonl": _filter_jsonl, "parquet": _filter_parquet, "csv": _filter_csv, "text": _filter_text}
 
 
+def erase_file(src: str, dst: str, fmt: str, subject: str, field: str | None, text_field: str) -> dict:
+    """Filter one file into `dst`; {removed, rows, bad} (rows and bad rows counted in the new file)."""
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    removed = _FILTERS[fmt](Path(src), Path(dst), subject, field)
+    rows = bad = 0
+    if Path(dst).exists():
+        for row in readers.read_file(Path(dst), fmt, text_field=text_field):
+            bad += row.error is not None
+            rows += row.error is None
+    return {"removed": removed, "rows": rows, "bad": bad}
+
+
+def _erase_batch(batch: dict, fmt: str, subject: str, field: str | None, text_field: str) -> dict:
+    out = [erase_file(s, d, fmt, subject, field, text_field) for s, d in zip(batch["src"], batch["dst"])]
+    return {k: [o[k] for o in out] for k in ("removed", "rows", "bad")}
+
+
+def _erase_files(pairs: list[tuple[str, str]], fmt: str, subject: str, field: str | None, text_field: str
+                 ) -> tuple[int, int]:
+    """(rows removed, rows kept): one Ray task per file when Ray is up (rows never reach this process),
+    else file by file here, streaming."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized() and pairs:
+        counts = ray.data.from_items([{"src": s, "dst": d} for s, d in pairs]).map_batches(
+            _erase_batch, batch_size=1, fn_kwargs={"fmt": fmt, "subject": subject, "field": field,
+                                                   "text_field": text_field}).take_all()  # one row per file
+    else:
+        counts = [erase_file(s, d, fmt, subject, field, text_field) for s, d in pairs]
+    return sum(int(c["removed"]) for c in counts), sum(int(c["rows"]) for c in counts)
+
+
 def erase(store: Any, tenant: str, ref: str, subject: str, *, actor: str, field: str | None = None) -> dict:
     """Write the erased version, record it, supersede the old one and its descendants."""
     snap = snapshots.open_snapshot(store, tenant, ref)
     field = field or snap.meta.get("subject_field")
     fmt = snap.meta.get("format", "jsonl")
     staging = snapshots._stage(tenant, snap.record.dataset)
-    removed = 0
     try:
-        for f in snapshots.data_files(snap):
-            rel = f.relative_to(snap.path)
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            removed += _FILTERS[fmt](f, staging / rel, subject, field)
+        pairs = [(str(f), str(staging / f.relative_to(snap.path))) for f in snapshots.data_files(snap)]
+        removed, rows = _erase_files(pairs, fmt, subject, field, snap.meta.get("text_field", "text"))
         subject_hash = hashlib.sha256(subject.encode("utf-8")).hexdigest()
         if removed == 0:
             shutil.rmtree(staging)
             return {"removed": 0, "snapshot": None, "superseded": [], "subject_sha256": subject_hash}
-        rows, _bad = snapshots.count_rows(staging, fmt, snap.meta.get("text_field", "text"))
         info = {"subject_sha256": subject_hash, "field": field, "rows_removed": removed,
                 "supersedes": [snap.record.id]}
         meta = {**snap.meta, "kind": "erasure", "row_count": rows, "erasure": info}
-        for k in ("snapshot_id", "dataset", "tenant"):
+        for k in ("snapshot_id", "dataset", "tenant", "files"):
             meta.pop(k, None)
         new_id, path, _ = snapshots.commit(staging, tenant, snap.record.dataset, meta)
     except BaseException:

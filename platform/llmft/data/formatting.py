@@ -11,6 +11,10 @@ file(s), one row per example, with columns
   source_snapshot, source_uri, source_file, source_line, license_class, purpose,
   replay (bool: the row was mixed in from a general-instruction set),
   extra (str: JSON of the other source fields kept for erasure, e.g. customer_id).
+Rows cut from documents (llmft.data.documents) have an empty prompt and "[]" messages: style
+`text` (continued pretraining) ends the completion with eos, so the loss covers the whole chunk;
+style `passages` keeps the chunk as it is, for a synthesis step; `extra` holds page, section and
+byte offset.
 Training tokenises prompt and completion separately and masks the prompt
 tokens with `tokenize_example` (the one tokenisation: llmft.train imports it; labels are -100 on
 the prompt, so the loss covers only the response; past the length limit the prompt is cut from
@@ -46,12 +50,32 @@ def format_example(prompt: str, response: str, *, style: str, tokenizer: Any,
                    system_prompt: str | None = None) -> dict:
     """{prompt, completion, messages} for one example (see the module contract)."""
     eos = getattr(tokenizer, "eos_token", None) or ""
+    if style in ("text", "passages"):  # document chunks: no prompt; text rows end in eos, passages stay raw
+        return {"prompt": "", "completion": response + (eos if style == "text" else ""), "messages": "[]"}
     if style == "alpaca":
         return {"prompt": alpaca_prompt(prompt, system_prompt), "completion": response.strip() + eos,
                 "messages": "[]"}
-    messages = chat_messages(prompt, response, system_prompt)
+    return format_conversation(chat_messages(prompt, response, system_prompt), style=style, tokenizer=tokenizer)
+
+
+def format_conversation(messages: list[dict], *, style: str, tokenizer: Any, system_prompt: str | None = None) -> dict:
+    """{prompt, completion, messages} for a conversation ending with the assistant's answer (the only target).
+
+    `system_prompt` applies when the conversation has no system message of its own. Alpaca style
+    writes earlier turns into the instruction as `User: ...` / `Assistant: ...` paragraphs.
+    """
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    if system_prompt and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system_prompt}, *messages]
+    answer = messages[-1]["content"]
+    if style == "alpaca":
+        system = messages[0]["content"] if messages[0]["role"] == "system" else None
+        turns = [m for m in messages[:-1] if m["role"] != "system"]
+        instruction = turns[0]["content"] if len(turns) == 1 else "\n\n".join(
+            f"{m['role'].capitalize()}: {m['content']}" for m in turns)
+        return {"prompt": alpaca_prompt(instruction, system), "completion": answer.strip() + eos, "messages": "[]"}
     rendered = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-    return {"prompt": rendered, "completion": response + eos, "messages": json.dumps(messages, ensure_ascii=False)}
+    return {"prompt": rendered, "completion": answer + eos, "messages": json.dumps(messages, ensure_ascii=False)}
 
 
 IGNORE = -100  # label of a token that is not a training target (PyTorch cross-entropy's ignore_index)

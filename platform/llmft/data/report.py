@@ -1,7 +1,9 @@
 """The curation report: per-step counts as JSON and a small HTML page, written next to the snapshot.
 
-It counts PII findings by type and drops by reason with their locations; it
-never contains a PII value.
+It counts PII findings by type and drops by reason with their locations, and
+shows a few redacted examples per type (the redacted text around the placeholder,
+the original value masked: `call me at <PHONE>` / `+1 415 *** **12`), so a user
+sees what changed without a diff; it never contains a whole PII value.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ def build(*, source: dict, tally: dict, dedupe: dict, splits: dict, replay: dict
     ok = status.pop("ok", 0)
     read_bad = {k: v for k, v in status.items() if k.startswith(("malformed", "invalid_utf8", "not_an_object",
                                                                    "empty_file", "row_too_large", "unreadable",
-                                                                   "missing_field", "wrong_type"))}
+                                                                   "refused", "missing_field", "wrong_type",
+                                                                   "ambiguous_format", "unknown_format"))}
     pii_drop = status.pop("pii_drop", 0)
     filtered = {k: v for k, v in status.items() if k not in read_bad}
     total = ok + pii_drop + sum(status.values())
@@ -34,7 +37,8 @@ def build(*, source: dict, tally: dict, dedupe: dict, splits: dict, replay: dict
         {"step": "replay", "in": replay.get("available", 0), "out": replay.get("rows", 0), "dropped": {}},
     ]
     return {"source": source, "spec_digest": spec_digest, "steps": steps, "bad_rows": tally["where"],
-            "pii_findings": dict(sorted(tally["pii"].items())), "dedupe": dedupe, "splits": splits,
+            "pii_findings": dict(sorted(tally["pii"].items())), "pii_examples": tally.get("pii_examples", {}),
+            "dedupe": dedupe, "splits": splits,
             "replay": replay, "output_rows": output_rows, "params": params}
 
 
@@ -51,6 +55,9 @@ def render_html(report: dict) -> str:
         dropped = ", ".join(f"{e(str(k))}: {v}" for k, v in (s.get("dropped") or {}).items() if v) or "-"
         rows.append(f"<tr><td>{e(s['step'])}</td><td>{s['in']}</td><td>{s['out']}</td><td>{dropped}</td></tr>")
     pii_rows = "".join(f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in report["pii_findings"].items())
+    examples = "".join(f"<tr><td>{e(t)}</td><td>{e(str(x['file']))}:{x['line']} {e(str(x.get('field', '')))}</td>"
+                       f"<td><code>{e(x['redacted'])}</code></td><td><code>{e(x['masked'])}</code></td></tr>"
+                       for t, xs in report.get("pii_examples", {}).items() for x in xs)
     d = report["dedupe"]
     pairs = "".join(f"<li>{e(p['a'])} ~ {e(p['b'])} (J&asymp;{p['estimated_jaccard']})</li>"
                     for p in d.get("sample_pairs", []))
@@ -61,7 +68,9 @@ def render_html(report: dict) -> str:
 <p>Source {e(str(src.get('dataset')))} v{e(str(src.get('version')))} ({e(str(src.get('id', ''))[:12])}),
 spec {e(report['spec_digest'][:12])}, {report['output_rows']} output rows.</p>
 <h2>Steps</h2><table><tr><th>step</th><th>in</th><th>out</th><th>dropped (reason: rows)</th></tr>{''.join(rows)}</table>
-<h2>PII findings (by type; values are never shown)</h2><table><tr><th>type</th><th>count</th></tr>{pii_rows}</table>
+<h2>PII findings (by type; values are never shown whole)</h2><table><tr><th>type</th><th>count</th></tr>{pii_rows}</table>
+<h3>Examples (first per type; the text as redacted, the original masked)</h3>
+<table><tr><th>type</th><th>where</th><th>redacted</th><th>original (masked)</th></tr>{examples}</table>
 <h2>Dedupe</h2><p>{d.get('clusters', 0)} clusters (largest {d.get('largest_cluster', 0)}),
 {d.get('exact_removed', 0)} exact and {d.get('near_removed', 0)} near duplicates removed,
 bands {d.get('bands')} x rows {d.get('rows_per_band')}.</p><ul>{pairs}</ul>

@@ -5,7 +5,9 @@ Layout: `<datasets_dir>/<tenant>/<dataset>/<snapshot_id>/` holding the data file
 row count, format, provenance defaults, bad rows by reason). The snapshot id is
 the manifest digest of the data files, so the same bytes give the same id and
 changed bytes a new version; nothing is ever rewritten in place. Opening a
-snapshot re-hashes it and refuses a modified file, naming it.
+snapshot re-hashes it and refuses a modified file, naming it. With object storage
+(llmft.storage) the committed tree is uploaded and its s3:// URI recorded; opening it
+copies it into the local cache first and re-hashes that copy.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmft import storage
 from llmft.data import readers
 from llmft.errors import IntegrityError, NotFoundError, SpecError
 from llmft.manifest import MANIFEST_NAME, Manifest, build_manifest, read_manifest, verify_tree
@@ -84,7 +87,18 @@ def commit(staging: Path, tenant: str, dataset: str, meta: dict) -> tuple[str, P
     return data_id, final, manifest
 
 
+def source_files(root: Path, fmt: str) -> list[Path]:
+    """The files a reader takes under `root`; documents never follow a link (llmft.data.documents)."""
+    if fmt == "documents":
+        from llmft.data import documents
+
+        return documents.list_documents(root).files
+    return readers.list_files(root, fmt)
+
+
 def count_rows(root: Path, fmt: str, text_field: str) -> tuple[int, Counter]:
+    if fmt == "documents":  # files, not rows: parsing waits for curation, on the workers
+        return len(source_files(root, fmt)), Counter()
     good, bad = 0, Counter()
     for row in readers.read_source(root, fmt, text_field=text_field):
         if row.error:
@@ -102,7 +116,14 @@ def register(spec: Any, store: Any, actor: str) -> tuple[Any, dict]:
     source = Path(spec.source).expanduser()
     fmt = spec.format.value if hasattr(spec.format, "value") else str(spec.format)
     # every file, at any depth, must resolve inside the source or the tenant's storage (no link out)
-    files = readers.list_files(source, fmt, allowed_roots=Settings.from_env().tenant_roots(spec.tenant))
+    refused: list[dict] = []  # documents: symlinks and the like, never copied, counted with their reason
+    if fmt == "documents":
+        from llmft.data import documents
+
+        listing = documents.list_documents(source)
+        files, refused = listing.files, listing.refused
+    else:
+        files = readers.list_files(source, fmt, allowed_roots=Settings.from_env().tenant_roots(spec.tenant))
     if not files:
         raise SpecError(f"source: no {fmt} files under {source}")
     staging = _stage(spec.tenant, spec.name)
@@ -112,20 +133,23 @@ def register(spec: Any, store: Any, actor: str) -> tuple[Any, dict]:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, staging / rel)
         rows, bad = count_rows(staging, fmt, spec.text_field)
+        bad.update(r["reason"] for r in refused)
         classification = spec.classification.value if hasattr(spec.classification, "value") else spec.classification
         meta = {"kind": "raw", "classification": classification, "owner": spec.tenant, "row_count": rows,
                 "bad_rows": sum(bad.values()), "bad_by_reason": dict(bad), "format": fmt,
                 "license_class": spec.license_class, "purpose": spec.purpose, "text_field": spec.text_field,
-                "source": str(source.resolve()), "description": spec.description}
+                "source": str(source.resolve()), "description": spec.description,
+                **({"refused": refused} if refused else {})}
         snap_id, path, manifest = commit(staging, spec.tenant, spec.name, meta)
     except BaseException:
         discard(staging)
         raise
-    record = store.add_snapshot(tenant=spec.tenant, dataset=spec.name, snapshot_id=snap_id, uri=str(path),
+    uri = storage.publish(path)
+    record = store.add_snapshot(tenant=spec.tenant, dataset=spec.name, snapshot_id=snap_id, uri=uri,
                                 classification=classification, row_count=rows, kind="raw", actor=actor,
                                 meta={k: v for k, v in manifest.meta.items() if k != "description"})
     summary = {"id": record.id, "version": record.version, "created": getattr(record, "created", True),
-               "rows": rows, "bad_rows": dict(bad), "files": len(manifest.files), "uri": str(path)}
+               "rows": rows, "bad_rows": dict(bad), "files": len(manifest.files), "uri": uri}
     if record.dataset != spec.name:
         summary["note"] = (f"these bytes are already registered as {record.dataset}:{record.version}; "
                            f"nothing was copied or recorded under {spec.name!r}")
@@ -135,18 +159,26 @@ def register(spec: Any, store: Any, actor: str) -> tuple[Any, dict]:
 def open_snapshot(store: Any, tenant: str, ref: str, verify: bool = True) -> OpenSnapshot:
     """Resolve a tenant's snapshot ref and (by default) re-hash every file against its manifest."""
     record = store.get_snapshot(tenant, ref)
-    path = Path(record.uri)
+    try:
+        path = storage.fetch(record.uri)
+    except NotFoundError:
+        path = storage.cache_path(record.uri)
     if not path.is_dir():
-        raise NotFoundError(f"snapshot {ref!r}: files missing at {path}")
-    manifest = verify_tree(path) if verify else read_manifest(path)
-    if build_manifest(path, exclude=DATA_EXCLUDE).digest != record.id and verify:
-        raise IntegrityError(f"snapshot {ref!r}: content digest no longer matches its id {record.id[:12]}...")
+        raise NotFoundError(f"snapshot {ref!r}: files missing at {record.uri}")
+
+    def check(root: Path) -> Manifest:
+        manifest = verify_tree(root) if verify else read_manifest(root)
+        if verify and build_manifest(root, exclude=DATA_EXCLUDE).digest != record.id:
+            raise IntegrityError(f"snapshot {ref!r}: content digest no longer matches its id {record.id[:12]}...")
+        return manifest
+
+    _, manifest = storage.verified(record.uri, check)
     return OpenSnapshot(record, path, manifest)
 
 
 def data_files(snap: OpenSnapshot) -> list[Path]:
     fmt = snap.meta.get("format", "jsonl")
-    return [p for p in readers.list_files(snap.path, fmt) if p.name not in REPORT_FILES]
+    return [p for p in source_files(snap.path, fmt) if p.name not in REPORT_FILES]
 
 
 def provenance(snap: OpenSnapshot) -> readers.Provenance:

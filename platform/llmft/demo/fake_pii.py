@@ -83,7 +83,8 @@ def phone(rng: random.Random) -> tuple[str, str]:
 
 
 def ipv4(rng: random.Random) -> tuple[str, str]:
-    prefix = rng.choice(["192.0.2", "198.51.100", "203.0.113", "10.{}.{}", "192.168.{}", "172.16.{}"])
+    # not the documentation ranges (192.0.2.0/24 ...): the detector rightly leaves those alone
+    prefix = rng.choice(["81.2.69", "100.64.17", "85.214.132", "10.{}.{}", "192.168.{}", "172.16.{}"])
     prefix = prefix.format(*(rng.randint(0, 254) for _ in range(prefix.count("{}"))))
     return f"{prefix}.{rng.randint(2, 254)}", "ipv4"
 
@@ -92,9 +93,9 @@ def ipv6(rng: random.Random) -> tuple[str, str]:
     groups = [f"{rng.randint(0, 0xFFFF):x}" for _ in range(6)]
     style = rng.choice(["full", "compressed", "link_local"])
     if style == "full":
-        return "2001:db8:" + ":".join(groups), "ipv6"
+        return "2a02:8070:" + ":".join(groups), "ipv6"  # not 2001:db8::/32, the documentation prefix
     if style == "compressed":
-        return f"2001:db8:{groups[0]}::{groups[1]}:{groups[2]}", "ipv6"
+        return f"fd12:3456:{groups[0]}::{groups[1]}:{groups[2]}", "ipv6"
     return f"fe80::{groups[0]}:{groups[1]}:{groups[2]}:{groups[3]}", "ipv6"
 
 

@@ -71,17 +71,18 @@ class EndpointClient:
     def describe(self) -> dict:
         return {"url": self.url, "model": self.model}
 
-    def _request(self, api: str, prompt: str, max_tokens: int, stop: list[str] | None) -> tuple[str, dict]:
+    def _request(self, api: str, prompt: str | list[dict], max_tokens: int, stop: list[str] | None) -> tuple[str, dict]:
+        """A prompt is text, or (chat) the whole message list: system, earlier turns, the user's prompt."""
         body: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": 0}
         if stop:
             body["stop"] = stop
         if api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
+            body["messages"] = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
             return f"{self.url}/chat/completions", body
         body["prompt"] = prompt
         return f"{self.url}/completions", body
 
-    async def _one(self, http: Any, sem: asyncio.Semaphore, api: str, prompt: str, max_tokens: int,
+    async def _one(self, http: Any, sem: asyncio.Semaphore, api: str, prompt: str | list[dict], max_tokens: int,
                    stop: list[str] | None, counters: dict) -> tuple[str, str | None, int, dict]:
         import httpx
 
@@ -112,7 +113,7 @@ class EndpointClient:
                 return text or "", None, tokens, data.get("llmft") or {}
         return "", error, 0, {}
 
-    async def generate(self, prompts: list[str], *, max_tokens: int, api: str = "chat",
+    async def generate(self, prompts: list[str] | list[list[dict]], *, max_tokens: int, api: str = "chat",
                        stop: list[str] | None = None) -> GenerationRun:
         """All prompts, `concurrency` in flight; raises EndpointError if too many failed."""
         import httpx
