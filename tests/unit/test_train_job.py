@@ -64,3 +64,24 @@ def test_cli_dry_run_and_refusal(setup, tiny_base_dir, tmp_path):
     assert res.exit_code == 1 and "'wq' is not a module" in res.output
     res = CliRunner().invoke(app, ["train", "status", "j", "--tenant", "acme"])
     assert res.exit_code == 1 and "not found" in res.output
+
+
+def test_dry_run_prints_the_planned_steps_epochs_and_tokens(setup, tiny_base_dir, tmp_path):
+    """The dry run's schedule is the one the workers will follow (96 rows, 2 workers x batch 4, 2 epochs: 24 steps)."""
+    from typer.testing import CliRunner
+
+    from llmft.cli.main import app
+
+    f = tmp_path / "t.yaml"
+    f.write_text(f"kind: training\nname: j\ntenant: acme\nbase_model: {tiny_base_dir}\ndataset: support\n")
+    over = ["optim.batch_size=4", "optim.epochs=2", "resources.num_workers=2", "data.packing=false",
+            "data.max_seq_len=512"]
+    res = CliRunner().invoke(app, ["train", "submit", "--spec", str(f), "--dry-run", "--json", *over])
+    assert res.exit_code == 0, res.output
+    sched = json.loads(res.output)["schedule"]
+    assert (sched["steps"], sched["epochs"], sched["steps_per_epoch"], sched["examples"]) == (24, 2, 12, 96)
+    assert sched["tokens"] == 2 * sched["tokens_per_epoch"] > 0
+    res = CliRunner().invoke(app, ["train", "submit", "--spec", str(f), "--dry-run", *over[:3], "data.max_seq_len=32"])
+    assert res.exit_code == 0, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("planned: ") and "at max_seq_len 32:" in line and "prompts cut to fit" in line, line

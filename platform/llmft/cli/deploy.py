@@ -13,14 +13,18 @@ app = typer.Typer(no_args_is_help=True)
 NameOpt = typer.Option(..., "--name", help="Serve application (deployment) name.")
 TenantOpt = typer.Option(..., "--tenant", help="Tenant whose admin key the command acts with (minted, then revoked).")
 UrlOpt = typer.Option("http://127.0.0.1:8000", "--url", help="Base URL of the serving application.")
-DashboardOpt = typer.Option("http://127.0.0.1:8265", "--dashboard", envvar="LLMFT_RAY_DASHBOARD",
-                            help="Ray dashboard URL (Serve REST API).")
+DashboardOpt = typer.Option(None, "--dashboard", envvar="LLMFT_RAY_DASHBOARD",
+                            help="Ray dashboard URL (Serve REST API); default: the local head's, else "
+                                 "http://127.0.0.1:8265.")
 
 
-def _manager(name: str, tenant: str, url: str, dashboard: str, actor: str | None):  # type: ignore[no-untyped-def]
+def _manager(name: str, tenant: str, url: str, dashboard: str | None,  # type: ignore[no-untyped-def]
+             actor: str | None):
+    from llmft.jobs.cluster import dashboard_url
     from llmft.serving.rollout.operations import rollout_manager
 
-    return rollout_manager(tenant=tenant, app=name, base_url=url, dashboard_url=dashboard, actor=actor_name(actor))
+    return rollout_manager(tenant=tenant, app=name, base_url=url, dashboard_url=dashboard_url(dashboard),
+                           actor=actor_name(actor))
 
 
 @app.command("create")

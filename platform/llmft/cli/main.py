@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from llmft.cli import api, audit, data, deploy, evaluate, keys, models, serve, sweep, tenants, train
+from llmft.cli import api, audit, cluster, data, deploy, evaluate, keys, models, serve, sweep, tenants, train
 
 app = typer.Typer(
     name="llmft",
@@ -17,6 +17,7 @@ app = typer.Typer(
 # group name -> (module, help): plain imports, so the import graph shows every edge. The modules
 # import heavy libraries lazily, so `llmft --help` stays fast.
 GROUPS = {
+    "cluster": (cluster, "The local Ray head commands share (up, down, status)."),
     "tenants": (tenants, "Tenants and their privacy budgets."),
     "keys": (keys, "API keys (printed once, stored hashed)."),
     "audit": (audit, "The append-only, hash-chained audit log."),

@@ -21,53 +21,104 @@ def submit(
     dry_run: bool = DryRunOpt,
     local: bool = typer.Option(False, "--local", help="Run in this process (local Ray) instead of `ray job submit`."),
     address: str = typer.Option(None, "--address", envvar="LLMFT_RAY_ADDRESS",
-                                help="Ray dashboard address for the Job API [default: http://127.0.0.1:8265]."),
+                                help="Ray dashboard address for the Job API; default: the local head "
+                                     "`llmft cluster up` started; with none, run here on a local Ray."),
+    wait: bool = typer.Option(False, "--wait", help="Follow a submitted job to its end; exit 1 if it failed."),
     as_json: bool = JsonOpt,
     actor: str = ActorOpt,
 ) -> None:
-    """Validate the spec (policy, budget, refusals) and submit it; the same name resumes a failed job."""
+    """Validate the spec (policy, budget, refusals) and run it: on the cluster, else here on a local Ray."""
     from llmft.config import TrainingSpec, load_spec
     from llmft.jobs import KINDS, open_job, run_job
+    from llmft.jobs.cluster import job_api_address, reachable
     from llmft.store import Store
 
     training = load_spec(spec, overrides or [], expect=TrainingSpec)
     store = Store()
     plan = KINDS["training"].preflight(training, store)
     if dry_run:
-        emit({"dry_run": True, "plan": plan}, as_json)
+        from llmft.train.planning import plan as plan_training
+
+        schedule = plan_training(training, store).schedule()
+        emit({"dry_run": True, "plan": plan, "schedule": schedule}, as_json)
+        if not as_json:
+            typer.echo(schedule_line(schedule))
         return
-    if not local and not address and not _dashboard_answers("http://127.0.0.1:8265"):
-        typer.echo("no Ray cluster configured (--address / LLMFT_RAY_ADDRESS) and none at 127.0.0.1:8265: "
-                   "running on a local Ray in this process", err=True)
-        local = True
-    if local:
+    if address and not reachable(address):
+        from llmft.errors import LlmftError
+
+        raise LlmftError(f"the Ray cluster at {address} (--address / LLMFT_RAY_ADDRESS) is not reachable: start it, "
+                         f"or leave it unset to run on a local Ray")
+    address = None if local else (address or job_api_address())
+    if address is None:
         from llmft.jobs.cluster import ray_session
 
-        with ray_session(num_cpus=max(2, training.resources.num_workers)):
+        with ray_session(num_cpus=max(2, training.resources.num_workers), worker_logs=True):
             result = run_job("training", training, store, actor_name(actor), preflight=False)  # ran above
-        emit(result, as_json, None if as_json else f"job {result['id']} {result['status']}")
+        emit(result, as_json, None if as_json else f"job {training.name} {result['status']}" + (
+            f" ({summary_line(result['result'])})" if result.get("result") else ""))
+        if result["status"] != "succeeded":
+            raise typer.Exit(1)
         return
     from llmft.jobs.runners import ray_runner
 
+    runner = ray_runner(store, address)
     run = open_job("training", training, store, actor_name(actor), preflight=False)  # preflight ran above
-    job = ray_runner(store, address or "http://127.0.0.1:8265").submit(run.job, actor_name(actor))
-    emit({"ray_job_id": job.ray_job_id, "job_id": job.id, "name": training.name, "tenant": training.tenant}, as_json,
-         f"submitted {training.name} as Ray job {job.ray_job_id}; follow with `llmft train status {training.name} "
-         f"--tenant {training.tenant}`")
+    job = runner.submit(run.job, actor_name(actor))
+    if not wait:
+        emit({"ray_job_id": job.ray_job_id, "job_id": job.id, "name": training.name, "tenant": training.tenant},
+             as_json, f"submitted {training.name} as Ray job {job.ray_job_id}; follow with `llmft train status "
+                      f"{training.name} --tenant {training.tenant}` (or submit with --wait)")
+        return
+    job = follow(store, runner, job, quiet=as_json)
+    from llmft.jobs import job_dict
+
+    emit(job_dict(job), as_json, f"job {job.name} {job.status}" + (f": {job.error}" if job.error else ""))
+    if job.status != "succeeded":
+        raise typer.Exit(1)
 
 
-def _dashboard_answers(url: str) -> bool:
-    """Whether a Ray dashboard listens there (an auth refusal counts: something is there)."""
-    import urllib.error
-    import urllib.request
+def schedule_line(schedule: dict) -> str:
+    """The dry run's plan in one line: steps, epochs, tokens and what max_seq_len does to the rows."""
+    t = schedule["truncation"]
+    return (f"planned: {schedule['steps']} steps ({schedule['epochs']:g} epochs of {schedule['steps_per_epoch']:g} "
+            f"steps), ~{schedule['tokens']:,} tokens from {schedule['examples']} examples; at max_seq_len "
+            f"{t['max_seq_len']}: {t['cut']} prompts cut to fit, {t['dropped']} rows dropped ({t['mode']})")
 
-    try:
-        with urllib.request.urlopen(f"{url}/api/version", timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
+
+def summary_line(result: dict) -> str:
+    """A finished run in one line, with the same tokens/s the progress lines showed."""
+    parts = [f"{result.get('steps')} steps"]
+    if result.get("val_loss") is not None:
+        parts.append(f"val_loss {result['val_loss']:.4f}")
+    if result.get("tokens_per_s") is not None:
+        parts.append(f"{result['tokens_per_s']:,.0f} tokens/s")
+    return ", ".join(parts)
+
+
+def follow(store, runner, job, *, quiet: bool = False, poll_s: float = 2.0):  # noqa: ANN001, ANN201
+    """Print a submitted job's events and progress lines as they arrive (one line each) until it ends."""
+    import time
+
+    from llmft.store import TERMINAL
+
+    seen = shown = 0
+    while True:
+        job = runner.sync(store.job_by_id(job.id))
+        events = store.list_job_events(job.id)
+        for e in events[seen:]:
+            if not quiet and e.message != "failure traceback":
+                typer.echo(f"{e.level:7} {e.message}", err=True)
+        seen = len(events)
+        progress = [ln.split("[llmft.train] ", 1)[1] for ln in (runner.logs(job) or "").splitlines()
+                    if "[llmft.train] step " in ln]
+        for line in progress[shown:]:
+            if not quiet:
+                typer.echo(line, err=True)
+        shown = len(progress)
+        if job.status in TERMINAL:
+            return job
+        time.sleep(poll_s)
 
 
 def _job(tenant: str, name: str):  # noqa: ANN202

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                    "spec_dir": args.spec.parent if args.spec else None}
         ray_job_id = os.environ.get("RAY_JOB_SUBMISSION_ID") or os.environ.get("RAY_JOB_ID")
         if k.needs_ray:
-            with ray_session(dashboard=k.name == "sweep"):
+            with ray_session(dashboard=k.name == "sweep", worker_logs=k.name == "training"):
                 result = run_job(k.name, spec, store, args.actor, job_id=args.job_id, options=options,
                                  ray_job_id=ray_job_id)
         else:

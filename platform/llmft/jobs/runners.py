@@ -42,7 +42,7 @@ def job_dir(job: Any) -> Path:
 # operator's boundary settings, never the launcher's environment wholesale (an API server's
 # credentials, LLMFT_ALLOW_CALLABLE_SPECS, cloud keys). Named secrets reach evaluation jobs only.
 INHERITED = ("PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "RAY_AUTH_MODE",
-             "RAY_TMPDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM",
+             "RAY_AUTH_TOKEN_PATH", "RAY_TMPDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM",
              "LLMFT_PLUGINS", "LLMFT_OUTBOUND_ALLOW", "LLMFT_SERVE_ADDRESS", "LLMFT_API_SOURCE_ROOTS")
 INHERITED_PREFIXES = ("LC_", "OMP_", "MKL_", "OPENBLAS_", "CUDA_", "NCCL_")
 SECRETS_FOR = {"evaluation": ("LLMFT_SECRETS_FILE",)}
@@ -57,7 +57,11 @@ def job_env(store: Any, actor: str, kind: str, inherit: dict[str, str] | None = 
            if k in INHERITED or k.startswith(INHERITED_PREFIXES) or k in SECRETS_FOR.get(kind, ())}
     s = Settings.from_env()
     env.update({"LLMFT_HOME": str(s.home), "LLMFT_DB_URL": store_url(store), "LLMFT_MLFLOW_URI": s.mlflow_uri,
-                "LLMFT_STORAGE": str(s.storage), "LLMFT_ACTOR": actor})
+                "LLMFT_STORAGE": s.storage_uri, "LLMFT_ACTOR": actor})
+    if s.remote_storage:  # the platform's own object storage: its endpoint, cache and credentials
+        from llmft.credentials import storage_env
+
+        env.update(storage_env())
     return env
 
 
@@ -206,6 +210,9 @@ class RayJobRunner:
 
 def ray_runner(store: Any, address: str) -> RayJobRunner:
     """The Job API runner for a cluster's dashboard; the job's interpreter is `LLMFT_JOB_PYTHON` (default `python`)."""
+    from llmft.jobs.cluster import use_token_auth
+
+    use_token_auth()  # a head with a token refuses a client without it
     return RayJobRunner(store, address, python=os.environ.get("LLMFT_JOB_PYTHON", "python"))
 
 

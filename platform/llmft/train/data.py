@@ -16,10 +16,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from llmft.config.training import TrainingSpec
 from llmft.data.formatting import IGNORE, Example, tokenize_example
 
 __all__ = ["IGNORE", "BatchSchedule", "Example", "TokenizedSplit", "collate_eval", "collate_packed", "collate_padded",
-           "pack", "tokenize_example", "tokenize_rows"]
+           "pack", "tokenize_example", "tokenize_rows", "total_steps"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +158,16 @@ def collate_eval(examples: list[Example], pad_id: int, batch_size: int):
     """Validation batches in a fixed order (padded)."""
     for i in range(0, len(examples), batch_size):
         yield collate_padded(examples[i:i + batch_size], pad_id)
+
+
+def total_steps(spec: TrainingSpec, batches_per_epoch: int, n_train: int, world_size: int) -> int:
+    """Optimizer steps of a run: `optim.max_steps`, else its epochs (DP: epochs of Poisson batches)."""
+    import math
+
+    if spec.optim.max_steps:
+        return spec.optim.max_steps
+    if spec.privacy.enabled:
+        q = min(1.0, spec.optim.batch_size * world_size / n_train)
+        return max(1, math.floor(spec.optim.epochs * math.ceil(1 / q)))
+    return max(1, math.floor(spec.optim.epochs * batches_per_epoch / spec.optim.grad_accum))
+

@@ -83,11 +83,19 @@ class Progress:
         self.tokens += tokens
         self.useful += useful
 
-    def line(self, step: int, loss: float, lr: float) -> tuple[str, dict]:
+    def rates(self) -> dict:
+        """Throughput, one definition everywhere (progress line, job result, MLflow): `tokens_per_s` counts the
+        examples' own tokens (padding excluded) per second of the training loop; `processed_tokens_per_s`
+        counts every token the model ran on (padding included)."""
         elapsed = max(1e-9, time.perf_counter() - self.started)
+        return {"tokens_per_s": self.useful / elapsed, "processed_tokens_per_s": self.tokens / elapsed,
+                "seconds": elapsed}
+
+    def line(self, step: int, loss: float, lr: float) -> tuple[str, dict]:
+        rates = self.rates()
         done = max(1, step - self.start_step)
-        eta = elapsed / done * max(0, self.total_steps - step)
-        tps = self.useful / elapsed
+        eta = rates["seconds"] / done * max(0, self.total_steps - step)
+        tps = rates["tokens_per_s"]
         text = (f"step {step}/{self.total_steps} loss {loss:.4f} lr {lr:.2e} tokens/s {tps:,.0f} "
                 f"eta {int(eta // 60)}m{int(eta % 60):02d}s")
         return text, {"tokens_per_s": tps, "eta_s": eta}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from llmft.config.training import TrainingSpec
 from llmft.train import checkpointing as ck
-from llmft.train.data import BatchSchedule, collate_eval, tokenize_rows
+from llmft.train.data import BatchSchedule, collate_eval, tokenize_rows, total_steps
 from llmft.train.guards import DivergenceGuard
 from llmft.train.loop import Progress, micro_loss, model_inputs
 
@@ -69,10 +69,10 @@ class LocalRuntime:
 
 
 def read_split(snapshot_dir: Path, split: str) -> list[dict]:
-    """Rows of one split of a curated snapshot (every Parquet file under the directory)."""
+    """Rows of one split of a curated snapshot (its Parquet files; the manifest and report beside them skipped)."""
     import pyarrow.dataset as pads
 
-    ds = pads.dataset(str(snapshot_dir), format="parquet")
+    ds = pads.dataset([str(p) for p in sorted(Path(snapshot_dir).rglob("*.parquet"))], format="parquet")
     table = ds.to_table(columns=["id", "split", "prompt", "completion"], filter=pads.field("split") == split)
     return table.to_pylist()
 
@@ -104,8 +104,14 @@ class Session:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     def log(self, text: str) -> None:
+        """One line on the worker's stdout (rank 0), which Ray forwards to the driver once.
+
+        Not `print`: Ray Train V2 patches it into its logger, which also tees to a redirected
+        stdout, and each progress line reached the user twice.
+        """
         if self.rt.rank == 0:
-            print(f"[llmft.train] {text}", flush=True)
+            sys.stdout.write(f"[llmft.train] {text}\n")
+            sys.stdout.flush()
 
     def event(self, message: str, level: str = "info", data: dict | None = None) -> None:
         self.log(message)
@@ -129,17 +135,12 @@ class Session:
         self.val = val[self.rt.rank::self.rt.world_size]
         self.plan = BatchSchedule(train, spec.optim.batch_size, self.rt.world_size, spec.seed, spec.data.packing,
                               spec.data.max_seq_len, self.tokenizer.pad_token_id)
-        if spec.optim.max_steps:
-            self.total_steps = spec.optim.max_steps
-        else:
-            self.total_steps = max(1, math.floor(spec.optim.epochs * self.plan.batches_per_epoch / spec.optim.grad_accum))
+        self.total_steps = total_steps(spec, self.plan.batches_per_epoch, len(train), self.rt.world_size)
         self.privacy = self.poisson = None
         if spec.privacy.enabled:
             from llmft.train.privacy import PoissonBatches, PrivateEngine
 
             q = min(1.0, spec.optim.batch_size * self.rt.world_size / len(train))
-            if not spec.optim.max_steps:
-                self.total_steps = max(1, math.floor(spec.optim.epochs * math.ceil(1 / q)))
             self.engine = self.privacy = PrivateEngine(self.model, spec, self.total_steps, self.rt.world_size,
                                                        self.rt.rank, len(train))
             self.poisson = PoissonBatches(train, self.rt.rank, self.rt.world_size, self.privacy.sample_rate,
@@ -348,8 +349,8 @@ class Session:
             "val_loss": self.state.val_loss, "best_val_loss": self.state.best_val_loss,
             "epsilon": self.state.epsilon, "rollbacks": self.state.rollbacks,
             "tokens": progress.tokens, "useful_tokens": progress.useful, "seconds": elapsed,
-            "useful_tokens_per_s": progress.useful / max(elapsed, 1e-9),
-            "tokens_per_s": progress.tokens / max(elapsed, 1e-9),
+            **{k: v for k, v in progress.rates().items() if k != "seconds"},  # tokens/s as the progress line says
+            "useful_tokens_per_s": progress.rates()["tokens_per_s"],
             "checkpoint": self.last_checkpoint, "base_model": self.base_identity,
             "data": {"truncation": spec.data.truncation, "max_seq_len": spec.data.max_seq_len,
                      "train": self.train_split.to_dict(), "validation": self.val_split.to_dict()},
