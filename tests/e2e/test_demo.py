@@ -53,7 +53,7 @@ def test_every_stage_did_what_it_says(demo_run):
     registered = r["register data"]
     assert registered["read_back"]["files_verified"] >= 1  # the snapshot was re-hashed on read
     assert registered["read_back"]["id"] == registered["tickets"]["id"]
-    assert r["curate"]["rows"] > 0
+    assert r["curate"]["tickets"]["rows"] > 0 and r["curate"]["triage"]["rows"] > 0
     for name in ("train v1", "train v2"):
         run = r[name]
         assert run["steps"] > 0 and run["final_loss"] < run["first_loss"], run  # training loss fell
@@ -62,14 +62,26 @@ def test_every_stage_did_what_it_says(demo_run):
     assert r["promote v1"]["production"].endswith(f":{r['train v1']['version']}")
 
 
-def test_gates_decided_and_v1_passed_with_its_figures(demo_run):
+def test_gates_decided_and_v1_passed_with_every_gate_on(demo_run):
     _, summary, _ = demo_run
     ev = summary["results"]["evaluate v1"]
     assert ev["passed"] is True and ev["reasons"] == [], ev["reasons"]
-    assert ev["figures"]["win_rate_vs_base"] is not None
     checks = {c["name"]: c for c in ev["gates"]["checks"]}
-    assert {"win_rate_vs_base_min", "toxicity_max_delta", "regression_max_drop", "memorization_max"} <= set(checks)
-    assert all(c["status"] in ("passed", "off", "skipped") for c in checks.values()), checks
+    assert {"win_rate_vs_base_min", "toxicity_max_delta", "regression_max_drop", "memorization_max", "json_valid_min",
+            "distinct_answers_min", "field_accuracy_min.product", "field_accuracy_min.category"} <= set(checks)
+    assert all(c["status"] == "passed" for c in checks.values()), checks  # every gate on, none skipped
+
+
+def test_fine_tuned_versions_beat_the_base_on_held_out_tickets(demo_run):
+    """Base: no valid JSON. Each version: valid JSON and every field well above the majority class."""
+    _, summary, _ = demo_run
+    r = summary["results"]
+    for stage in ("evaluate v1", "evaluate v2"):
+        figures, majority = r[stage]["triage"], r[stage]["majority"]
+        assert figures["base"]["json_valid"] == 0.0
+        assert figures["candidate"]["json_valid"] >= 0.9, figures
+        for field, floor in majority.items():
+            assert figures["candidate"]["fields"][field] >= floor + 0.15, (stage, field, figures, majority)
 
 
 def test_flip_served_v2_and_rollback_served_v1(demo_run):
@@ -78,7 +90,9 @@ def test_flip_served_v2_and_rollback_served_v1(demo_run):
     v1, v2 = r["train v1"]["semver"], r["train v2"]["semver"]  # the serving headers name the semver
     assert r["shadow and flip"]["failed"] == 0 and r["shadow and flip"]["live"] == "green"
     q = r["query"]
-    assert q["answer"] and q["served_by"]["adapter-version"] == v2 and q["served_by"]["colour"] == "green"
+    assert q["served_by"]["adapter-version"] == v2 and q["served_by"]["colour"] == "green"
+    assert isinstance(q["parsed"], dict) and set(q["parsed"]) == set(q["truth"]), q["answer"]  # parseable triage JSON
+    assert sum(q["right"].values()) >= 3, (q["answer"], q["truth"])
     assert len(q["lineage"]) >= 4, q["lineage"]
     assert r["rollback"]["colour_after"] == "blue" and r["rollback"]["adapter_version_after"] == v1
     assert r["audit"]["ok"]

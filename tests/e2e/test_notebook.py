@@ -18,7 +18,6 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch, tiny_base_dir):
     home = tmp_path / "nb-home"
     shutil.copytree(tiny_base_dir, home / "storage" / "models" / "tiny")
     monkeypatch.setenv("LLMFT_HOME", str(home))
-    monkeypatch.setenv("QUICKSTART_TICKETS", "300")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     nb = nbformat.read(REPO_ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(REPO_ROOT)}}).execute()

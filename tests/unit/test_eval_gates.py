@@ -85,20 +85,26 @@ def test_bad_adapter_blocked_good_adapter_promoted(registry, trained, tiny_base_
           bad["throughput"]["prompts_per_s"])
     assert bad["passed"] is False
     failed = {r.split(":")[0] for r in bad["reasons"]}
-    assert "win_rate_vs_base_min" in failed  # shuffled answers lose to the base, named with the figure
-    assert bad["figures"]["win_rate_vs_base"] < 0.5 < good["figures"]["win_rate_vs_base"]
+    # Shuffled answers at a learning rate 6x too high either lose to the base or collapse onto one answer
+    # for every prompt (which, on this tiny base, can still out-score the base's noise on ROUGE-L: then
+    # only the absolute gate stands between it and promotion); either way the refusal names the gate.
+    assert failed & {"win_rate_vs_base_min", "distinct_answers_min"}, bad["reasons"]
+    if bad["figures"]["win_rate_vs_base"] >= 0.5:
+        assert "distinct_answers_min" in failed and bad["figures"]["distinct_answers"][0][0] == 1
+    assert good["figures"]["win_rate_vs_base"] > 0.5
 
     # promotion obeys the gates, and the refusal repeats the recorded reasons
     move = registry.promote("acme", "support:1", "staging", reason="gates passed", actor="ci")
     assert move.to_version == 1
-    with pytest.raises(PermissionDeniedError, match="latest evaluation failed its gates: win_rate_vs_base_min"):
+    with pytest.raises(PermissionDeniedError, match="latest evaluation failed its gates: (win_rate|distinct_answers)"):
         registry.promote("acme", "shuffled:1", "staging", reason="try", actor="ci")
     assert registry.store.current_aliases("acme", "shuffled") == {}
     shown = registry.show("acme", "shuffled:1")
     assert shown["eval_passed"] is False and shown["lineage"]["evaluations"][0]["html_uri"].endswith(".html")
 
     res = CliRunner().invoke(app, ["eval", "report", "shuffled:1", "--tenant", "acme"])
-    assert res.exit_code == 0 and "BLOCKED" in res.output and "failed  pairwise win-rate" in res.output
+    assert res.exit_code == 0 and "BLOCKED" in res.output
+    assert ("failed  pairwise win-rate" in res.output) or ("failed  distinct candidate answers" in res.output), res.output
 
 
 def test_checkpoint_selection_picks_the_best_not_the_last(trained, tiny_base_dir, sample_dataset):

@@ -196,6 +196,24 @@ def test_report_json_and_html_with_embedded_plots(tmp_path, sample_dataset):
     json_path, html_path = write_report(report, tmp_path / "r")
     assert json.loads(json_path.read_text())["passed"] is False
     page = html_path.read_text()
-    assert "BLOCKED" in page and page.count("data:image/png;base64,") == 2 and "toxicity_max_delta" in page
+    assert "BLOCKED" in page and "toxicity_max_delta" in page
+    # metrics + verdicts, and one base-vs-candidate confusion matrix per categorical JSON field (3+ values)
+    confusion = report["suites"]["golden"]["candidate"]["field_confusion"]
+    categorical = [f for f, m in confusion.items() if len(m) >= 3]
+    assert categorical and page.count("data:image/png;base64,") == 2 + len(categorical)
+    for field in categorical:  # a perfect candidate: every count on the diagonal
+        assert all(set(row) == {truth} for truth, row in confusion[field].items())
+        assert f"golden: {field}" in page
     png = base64.b64decode(page.split("data:image/png;base64,")[1].split('"')[0])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_field_confusion_counts_every_prompt_and_skips_free_text_fields():
+    from llmft.evaluation.metrics import field_confusion
+
+    ref = lambda cat, note: json.dumps({"category": cat, "note": note})  # noqa: E731
+    pairs = [('{"category": "bug"}', ref("bug", "a")), ('{"category": "billing"}', ref("bug", "b")),
+             ("not json", ref("billing", "c")), ('{"note": "x"}', ref("billing", "d"))]
+    matrix = field_confusion(pairs, max_classes=3)
+    assert matrix["category"] == {"bug": {"bug": 1, "billing": 1}, "billing": {"(invalid)": 2}}
+    assert "note" not in matrix  # 4 distinct reference values > max_classes: free text, no matrix

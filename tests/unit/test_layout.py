@@ -36,10 +36,11 @@ def test_demo_specs_ship_as_package_data_equal_to_the_examples():
     """The demo reads its specs from the package (a non-editable install has no jobs/); they are the examples."""
     packaged = REPO_ROOT / "platform" / "llmft" / "demo" / "specs"
     examples = {p.name: p for p in (REPO_ROOT / "jobs" / "specs").glob("*.yaml")}
-    examples["deploy_support.yaml"] = REPO_ROOT / "serve_apps" / "deploy_support.yaml"
+    examples.update({p.name: p for p in (REPO_ROOT / "serve_apps").glob("deploy_*.yaml")})
     shipped = sorted(packaged.glob("*.yaml"))
-    assert {p.name for p in shipped} >= {"curate-tickets.yaml", "dataset-tickets.yaml", "train-lora.yaml",
-                                         "eval-support.yaml", "deploy_support.yaml"}
+    assert {p.name for p in shipped} >= {"curate-tickets.yaml", "dataset-tickets.yaml", "dataset-triage.yaml",
+                                         "curate-triage.yaml", "train-triage.yaml", "eval-triage.yaml",
+                                         "deploy_triage.yaml"}
     for path in shipped:
         assert path.name in examples, f"{path.name}: no user-facing example of that name"
         assert path.read_bytes() == examples[path.name].read_bytes(), (

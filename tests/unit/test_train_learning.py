@@ -2,10 +2,10 @@
 
 The task: a ticket naming one of four products -> a fixed JSON answer whose label depends on that word,
 so the majority class scores ~0.3 and only a model that reads the prompt scores high. Held-out tickets
-are generated with another seed. The LoRA spec targets `lm_head` too: on the briefly pretrained tiny
-base a frozen output layer caps how likely any answer token can be (a response-loss floor of ~1.9
-per token whatever the adapter does to the hidden states), which is why LoRA on the projections
-alone plateaued at ~2.2 while full fine-tuning fitted the task.
+are generated with another seed. The LoRA spec trains the input embedding and the output head in full
+(`lora.modules_to_save`): on the briefly pretrained tiny base a frozen output layer caps how likely
+any answer token can be, and with a frozen input embedding LoRA learns the answer's template but
+answers the label at its overall frequency, ignoring the ticket.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def task(tiny_base_dir, tmp_path_factory):
 
 def train(base, snap, run_dir, method, **kw) -> dict:
     data = {"name": "learn", "tenant": "acme", "base_model": str(base), "dataset": "d", "method": method,
-            "optim": {"max_steps": 80, "batch_size": 8, **kw.pop("optim")},
+            "optim": {"max_steps": 150, "batch_size": 8, "warmup_ratio": 0.03, "schedule": "constant",
+                      **kw.pop("optim")},
             "data": {"max_seq_len": 128, "packing": True, "validation_every": 1000},
             "checkpoint": {"every_n_steps": 1000}, "resources": {"num_workers": 1, "torch_threads": 2}, **kw}
     spec = TrainingSpec.model_validate(data)
@@ -150,13 +151,13 @@ def test_peft_forward_keeps_labels_and_position_ids(tiny_base_dir, task):
     assert not torch.allclose(out.logits, unpacked, atol=1e-3)  # (they matter: without them examples mix)
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 13): in 80 steps both methods learn the JSON template but answer "
-                   "one class for every ticket (held-out accuracy = majority); see /work/notes/learning-gates.md")
+@pytest.mark.slow
 @pytest.mark.parametrize("method,extra", [
-    ("lora", {"optim": {"learning_rate": 2e-3},
-              "lora": {"r": 16, "alpha": 32, "dropout": 0.0,
-                       "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "lm_head"]}}),
-    ("full", {"optim": {"learning_rate": 5e-4}}),
+    ("lora", {"optim": {"learning_rate": 3e-3, "max_grad_norm": 100.0},  # the triage recipe's optimiser
+              "lora": {"r": 8, "alpha": 16, "dropout": 0.0,
+                       "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                       "modules_to_save": ["embed_tokens", "lm_head"]}}),
+    ("full", {"optim": {"learning_rate": 1e-3}}),
 ])
 def test_fine_tuning_learns_a_conditional_task(tiny_base_dir, task, tmp_path, method, extra):
     out = train(tiny_base_dir, task["snap"], tmp_path / method, method, **extra)

@@ -110,6 +110,40 @@ def field_matches(prediction: str, reference: str) -> dict[str, float] | None:
     return {k: float(k in got and _field_value(got[k]) == _field_value(v)) for k, v in ref.items()}
 
 
+def field_confusion(pairs: list[tuple[str, str]], max_classes: int = 12) -> dict[str, dict[str, dict[str, int]]]:
+    """Per categorical JSON field: counts of (reference value -> answered value) over (answer, reference) pairs.
+
+    Fields with more than `max_classes` reference values (free text, ids) are left out; an unparseable
+    answer or a missing field counts as `(invalid)`, so the matrix accounts for every prompt.
+    """
+    truth: dict[str, list[tuple[str, str]]] = {}
+    for prediction, reference in pairs:
+        try:
+            ref = json.loads((reference or "").strip())
+        except ValueError:
+            continue
+        if not isinstance(ref, dict):
+            continue
+        try:
+            got = parse_json(prediction)
+        except ValueError:
+            got = {}
+        got = got if isinstance(got, dict) else {}
+        for key, value in ref.items():
+            answered = str(_field_value(got[key])) if key in got else "(invalid)"
+            truth.setdefault(key, []).append((str(_field_value(value)), answered))
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for key, cells in sorted(truth.items()):
+        if len({t for t, _ in cells}) > max_classes:
+            continue
+        matrix: dict[str, dict[str, int]] = {}
+        for t, p in cells:
+            matrix.setdefault(t, {}).setdefault(p, 0)
+            matrix[t][p] += 1
+        out[key] = matrix
+    return out
+
+
 def distinct_answers(outputs: list[str]) -> int:
     """How many different answers (layout ignored): 1 means the model says the same thing to everything."""
     return len({normalize(o) for o in outputs})
@@ -179,6 +213,8 @@ def score_outputs(suite: Any, outputs: list[str], *, toxicity: Callable[[str], f
             names = sorted({k for f in field_rows for k in f})
             agg["field_prompts"] = len(field_rows)
             agg["field_accuracy"] = {k: _mean([f[k] for f in field_rows if k in f]) for k in names}
+            agg["field_confusion"] = field_confusion([(r["output"], it.reference or "")
+                                                      for r, it in zip(rows, suite.items) if "fields" in r])
         structured = [r for r in rows if "json_valid" in r]
         if structured:
             agg["json_prompts"] = len(structured)

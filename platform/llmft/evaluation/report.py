@@ -74,6 +74,65 @@ def plot_wins(report: dict) -> str:
     return data
 
 
+def plot_training_curve(curve: dict[str, list[list]]) -> str | None:
+    """The candidate's train / validation loss by step (None when the version has no recorded run)."""
+    if not curve:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for key, points in curve.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=key, marker="o" if key == "val_loss" else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("Candidate training loss", fontsize=10)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def plot_confusion(report: dict, min_classes: int = 3) -> list[tuple[str, str]]:
+    """(title, png) per categorical JSON field with `min_classes`+ values: base and candidate side by side,
+    rows the reference value, columns the answered one (`(invalid)` for no parseable value)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    for name, s in report["suites"].items():
+        cand = s["candidate"].get("field_confusion") or {}
+        for field, matrix in cand.items():
+            if len(matrix) < min_classes:
+                continue
+            sides = [(report["base"]["label"], (s["base"].get("field_confusion") or {}).get(field) or {}),
+                     (report["candidate"]["label"], matrix)]
+            truth = sorted(matrix)
+            answered = truth + sorted({p for _, m in sides for row in m.values() for p in row} - set(truth))
+            fig, axes = plt.subplots(1, 2, figsize=(3.2 + 1.1 * len(answered), 0.8 + 0.45 * len(truth)))
+            for ax, (label, m) in zip(axes, sides):
+                grid = [[m.get(t, {}).get(p, 0) for p in answered] for t in truth]
+                ax.imshow(grid, cmap="Blues")
+                for i, row in enumerate(grid):
+                    for j, v in enumerate(row):
+                        if v:
+                            ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+                ax.set_xticks(range(len(answered)), answered, rotation=40, ha="right", fontsize=7)
+                ax.set_yticks(range(len(truth)), truth, fontsize=7)
+                ax.set_xlabel("answered", fontsize=8)
+                ax.set_title(label, fontsize=9)
+            axes[0].set_ylabel("reference", fontsize=8)
+            fig.suptitle(f"{name}: {field}", fontsize=10)
+            out.append((f"{name}: {field}", _png(fig)))
+            plt.close(fig)
+    return out
+
+
 def _fmt(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
@@ -105,6 +164,12 @@ def render_html(report: dict) -> str:
         for ex in s.get("examples", [])[:3]:
             examples.append(f"<tr><td>{esc(name)}</td><td><pre>{esc(ex['prompt'][:300])}</pre></td><td><pre>"
                             f"{esc(ex['base'][:300])}</pre></td><td><pre>{esc(ex['candidate'][:300])}</pre></td></tr>")
+    confusion = "".join(f'<img alt="confusion {esc(title)}" src="data:image/png;base64,{png}">'
+                        for title, png in plot_confusion(report))
+    if confusion:
+        field_table += f"<h2>Confusion matrices</h2>{confusion}"
+    curve = plot_training_curve(report.get("training_curve") or {})
+    curve_html = f'<h2>Training</h2><img alt="training loss" src="data:image/png;base64,{curve}">' if curve else ""
     tp = report["throughput"]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>llmft eval {esc(report['candidate']['label'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
@@ -117,7 +182,7 @@ tr.skipped,tr.off{{color:#888}} pre{{white-space:pre-wrap;margin:0;font-size:12p
 {field_table}<h2>Metrics</h2><img alt="metrics" src="data:image/png;base64,{plot_metrics(report)}">
 <img alt="verdicts" src="data:image/png;base64,{plot_wins(report)}">
 <table><tr><th>suite</th><th>kind</th><th>prompts</th><th>base &rarr; candidate</th></tr>{''.join(suite_rows)}</table>
-<h2>Examples</h2><table><tr><th>suite</th><th>prompt</th><th>base</th><th>candidate</th></tr>{''.join(examples)}</table>
+{curve_html}<h2>Examples</h2><table><tr><th>suite</th><th>prompt</th><th>base</th><th>candidate</th></tr>{''.join(examples)}</table>
 <h2>Raw</h2><pre>{esc(json.dumps({k: report[k] for k in ('candidate', 'base', 'throughput', 'spec_digest')}, indent=1))}</pre>
 </body></html>"""
 

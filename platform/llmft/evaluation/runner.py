@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmft import credentials
+from llmft import credentials, storage
 from llmft.errors import ConflictError, SpecError
 from llmft.evaluation.client import EndpointClient, GenerationRun, run_sync
 from llmft.evaluation.gates import evaluate_gates, gate_figures
@@ -44,6 +45,17 @@ class Evaluator:
         preflight(spec)
         self.judge = make_judge(spec.judge, spec.tenant)
         self.toxicity = toxicity_scorer(spec.toxicity_scorer)
+        self.trained_system: str | None = None  # the candidate's curation system prompt, when the spec sets none
+
+    def system_for(self, suite: Suite) -> str | None:
+        """The system message a suite's chat requests carry (the spec's, else the one training used)."""
+        return (suite.system_prompt if suite.system_prompt is not None else self.trained_system) or None
+
+    def requests(self, suite: Suite) -> list:
+        """What each prompt is sent as: raw text (completions), or messages with the system prompt (chat)."""
+        if suite.api != "chat":
+            return [it.prompt for it in suite.items]
+        return [it.chat(self.system_for(suite)) for it in suite.items]
 
     def client(self, url: str, model: str, secret: str | None = None, field: str = "api_key_secret") -> EndpointClient:
         """A client for `url`; `secret` names the tenant's credential sent as the bearer key."""
@@ -53,8 +65,7 @@ class Evaluator:
 
     async def _generate(self, sides: list[Side]) -> list[dict[str, GenerationRun]]:
         async def one(side: Side, suite: Suite) -> GenerationRun:
-            return await side.client.generate([it.prompt for it in suite.items], max_tokens=suite.max_new_tokens,
-                                              api=suite.api)
+            return await side.client.generate(self.requests(suite), max_tokens=suite.max_new_tokens, api=suite.api)
 
         jobs = [one(side, suite) for side in sides for suite in self.suites]
         runs = await asyncio.gather(*jobs)
@@ -62,9 +73,17 @@ class Evaluator:
         return [{s.name: runs[i * n + j] for j, s in enumerate(self.suites)} for i in range(len(sides))]
 
     def generate(self, sides: list[Side]) -> tuple[list[dict[str, GenerationRun]], float]:
-        """Every suite on every side concurrently; returns the runs and the wall seconds."""
+        """Every suite on every side concurrently (sides sharing one batch backend: one Ray Data job);
+        returns the runs and the wall seconds."""
         started = time.perf_counter()
-        runs = run_sync(self._generate(sides))
+        backend = getattr(sides[0].client, "backend", None) if sides else None
+        if backend is not None and all(getattr(s.client, "backend", None) is backend for s in sides):
+            flat = backend.run([(side.client.model, self.requests(suite), suite.max_new_tokens, suite.api)
+                                for side in sides for suite in self.suites])
+            n = len(self.suites)
+            runs = [{s.name: flat[i * n + j] for j, s in enumerate(self.suites)} for i in range(len(sides))]
+        else:
+            runs = run_sync(self._generate(sides))
         return runs, time.perf_counter() - started
 
     def compare(self, base: Side, cand: Side, base_runs: dict[str, GenerationRun],
@@ -78,7 +97,8 @@ class Evaluator:
             b_agg, b_rows = score_outputs(suite, b_out, **kw)
             c_agg, c_rows = score_outputs(suite, c_out, **kw)
             entry: dict[str, Any] = {"kind": suite.kind, "prompts": len(suite.items), "path": str(suite.path),
-                                     "api": suite.api, "base": b_agg, "candidate": c_agg, "judge": None,
+                                     "api": suite.api, "system_prompt": self.system_for(suite) if suite.api == "chat"
+                                     else None, "base": b_agg, "candidate": c_agg, "judge": None,
                                      "failed_requests": {"base": base_runs[suite.name].failed,
                                                          "candidate": cand_runs[suite.name].failed}}
             if suite.kind == "golden":
@@ -196,29 +216,81 @@ def open_sides(spec: Any, evaluator: Evaluator, registry: Any) -> Any:
 
             adapters = {}
             for r in filter(None, (rec if kind == "adapter" else None, baseline)):
-                adapters[f"{r.name}-{r.version}"] = ResolvedAdapter(spec.tenant, r.name, str(r.version), r.uri,
-                                                                   r.manifest_digest, r.base_model)
-            ep = stack.enter_context(LocalEndpoint(rec.base_model, adapters))
-            local["base"] = ep.url
-            if kind == "full" and spec.candidate_endpoint is None:
-                local["full"] = stack.enter_context(LocalEndpoint(rec.uri)).url
+                adapters[f"{r.name}-{r.version}"] = ResolvedAdapter(  # verified against the digest on load
+                    spec.tenant, r.name, str(r.version), str(storage.fetch(r.uri)), r.manifest_digest, r.base_model)
+            full = str(registry.open(spec.tenant, rec.ref)[0]) if kind == "full" and spec.candidate_endpoint is None \
+                else None
+            if spec.inference == "batch":  # one Ray Data job, one vLLM engine per actor
+                from llmft.evaluation.batch import BatchInference
+
+                local["base"] = BatchInference(rec.base_model, adapters, actors=spec.batch_actors)
+                if full:
+                    local["full"] = BatchInference(full, {}, actors=spec.batch_actors)
+            else:
+                local["base"] = stack.enter_context(LocalEndpoint(rec.base_model, adapters)).url
+                if full:
+                    local["full"] = stack.enter_context(LocalEndpoint(full)).url
+
+        def local_client(where: str, model: str) -> Any:
+            if spec.inference == "batch":
+                from llmft.evaluation.batch import BatchClient
+
+                return BatchClient(local[where], model)
+            return evaluator.client(local[where], model)
+
         if spec.candidate_endpoint is not None:
             e = spec.candidate_endpoint
             key_field = "candidate_endpoint.api_key_secret"
             cand = Side(cand_label, evaluator.client(e.url, e.model, e.api_key_secret, key_field),
                         {**cand_info, "endpoint": e.url})
         else:
-            url = local.get("full") or local["base"]
             model = BASE_NAME if kind == "full" else f"{rec.name}-{rec.version}"
-            cand = Side(cand_label, evaluator.client(url, model), {**cand_info, "endpoint": "local"})
+            cand = Side(cand_label, local_client("full" if "full" in local else "base", model),
+                        {**cand_info, "endpoint": "local"})
         if spec.base_endpoint is not None:
             e = spec.base_endpoint
             base = Side(base_label, evaluator.client(e.url, e.model, e.api_key_secret, "base_endpoint.api_key_secret"),
                         {**base_info, "endpoint": e.url})
         else:
             model = f"{baseline.name}-{baseline.version}" if baseline else BASE_NAME
-            base = Side(base_label, evaluator.client(local["base"], model), {**base_info, "endpoint": "local"})
+            base = Side(base_label, local_client("base", model), {**base_info, "endpoint": "local"})
         yield base, cand, rec
+
+
+def training_curve(rec: Any, mlflow_uri: str) -> dict[str, list[list]]:
+    """The candidate's training and validation loss by step, from its MLflow run (empty when it has none)."""
+    run_id = (rec.lineage.get("training") or {}).get("mlflow_run_id")
+    if not run_id:
+        return {}
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from llmft.registry.experiments import metric_history
+
+    try:
+        return metric_history(MlflowClient(tracking_uri=mlflow_uri), run_id)
+    except MlflowException:  # the run was deleted or lives in another tracking store: the report says so
+        return {}
+
+
+def trained_system_prompt(store: Any, tenant: str, rec: Any) -> str | None:
+    """The format.system_prompt of the curation that made the candidate's training data (its lineage), if known.
+
+    Read from the curated snapshot's report (its params); None when the lineage names no snapshot
+    or the snapshot is gone: evaluation then sends what the spec says, nothing by default.
+    """
+    from llmft.data import snapshots
+    from llmft.errors import LlmftError
+
+    ref = ((rec.lineage or {}).get("dataset") or {}).get("snapshot_id")
+    if not ref:
+        return None
+    try:
+        snap = snapshots.open_snapshot(store, tenant, ref, verify=False)
+        params = json.loads((Path(snap.path) / "report.json").read_text(encoding="utf-8")).get("params") or {}
+    except (LlmftError, OSError, ValueError):
+        return None
+    return (params.get("format") or {}).get("system_prompt") or None
 
 
 def run_evaluation(spec: Any, *, registry: Any = None, spec_dir: str | Path | None = None,
@@ -233,13 +305,18 @@ def run_evaluation(spec: Any, *, registry: Any = None, spec_dir: str | Path | No
 
         registry = ModelRegistry()
     with open_sides(spec, evaluator, registry) as (base, cand, rec):
+        evaluator.trained_system = trained_system_prompt(registry.store, spec.tenant, rec)
         runs, seconds = evaluator.generate([base, cand])
     report = evaluator.report(evaluator.compare(base, cand, runs[0], runs[1]), tenant=spec.tenant,
                               seconds=seconds, runs=runs)
+    report["training_curve"] = training_curve(rec, registry.settings.mlflow_uri)
     out = Path(out_dir) if out_dir else registry.settings.storage / "eval" / spec.tenant / rec.name / \
         f"{rec.version}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
     json_path, html_path = write_report(report, out)
-    report["files"] = {"json": str(json_path), "html": str(html_path)}
+    if not out_dir:  # the platform's own copy: on object storage when LLMFT_STORAGE is one
+        storage.publish(out)
+    report["files"] = {"json": storage.uri_of(json_path) if not out_dir else str(json_path),
+                       "html": storage.uri_of(html_path) if not out_dir else str(html_path)}
     if spec.attach if attach is None else attach:
         report["attached"] = registry.attach_eval_report(spec.tenant, rec.ref, report, actor=actor,
                                                          html_path=html_path)

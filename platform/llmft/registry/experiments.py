@@ -37,3 +37,15 @@ def ensure_experiment(client: Any, name: str, local_dir: Path) -> str:
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def metric_history(client: Any, run_id: str, keys: tuple[str, ...] = ("loss", "val_loss")) -> dict[str, list[list]]:
+    """`{key: [[step, value], ...]}` by step for each logged key; a resumed run re-logs steps, the latest wins."""
+    out: dict[str, list[list]] = {}
+    for key in keys:
+        last: dict[int, float] = {}
+        for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
+            last[m.step] = m.value
+        if last:
+            out[key] = [[step, last[step]] for step in sorted(last)]
+    return out

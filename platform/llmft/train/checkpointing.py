@@ -83,7 +83,7 @@ def save(out: Path, *, model: Any, trainable: dict, optimizer_state: dict | None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(model, PeftModel):
-        model.save_pretrained(out / "adapter", state_dict=trainable, safe_serialization=True)
+        save_adapter(model, trainable, out / "adapter")
     else:
         model.save_pretrained(out / "model", state_dict=trainable, safe_serialization=True)
     if optimizer_state is not None:
@@ -91,6 +91,25 @@ def save(out: Path, *, model: Any, trainable: dict, optimizer_state: dict | None
     torch.save(rng, out / "rng.pt")
     (out / "state.json").write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
     return write_manifest(out, meta={"step": state.step, **(meta or {})}).digest
+
+
+def save_adapter(model: Any, adapter_state: dict, out: Path) -> None:
+    """Write an adapter in PEFT's on-disk format from an already-gathered adapter state dict.
+
+    PEFT's own `save_pretrained(state_dict=...)` expects the *whole* model's state dict and filters
+    it again, which loses `modules_to_save` weights when handed the adapter's; the gathered state
+    (from any strategy, sharded ones included) is exactly what the file must hold.
+    """
+    import copy
+
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(model.peft_config[model.active_adapter])
+    config.inference_mode = True
+    config.save_pretrained(str(out))
+    save_file({k: v.detach().contiguous() for k, v in adapter_state.items()}, str(out / "adapter_model.safetensors"),
+              metadata={"format": "pt"})
 
 
 def weights_path(ckpt: Path) -> Path:
@@ -125,11 +144,9 @@ def load(ckpt: Path) -> Loaded:
 
 
 def _fs(uri: str) -> tuple[Any, str]:
-    import pyarrow.fs as pafs
+    from llmft import storage
 
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), str(Path(uri).resolve())
-    return pafs.FileSystem.from_uri(uri)
+    return storage.filesystem(uri)
 
 
 def list_checkpoints(run_uri: str) -> list[tuple[int, str]]:

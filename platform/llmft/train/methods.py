@@ -13,15 +13,18 @@ def module_suffixes(model: Any) -> set[str]:
     return {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
 
 
-def check_target_modules(model: Any, targets: list[str]) -> None:
+def check_target_modules(model: Any, targets: list[str], field: str = "lora.target_modules") -> None:
     """Refuse a LoRA target the model lacks, naming it (PEFT would only say 'not found' later)."""
     have = module_suffixes(model)
     missing = [t for t in targets if t not in have]
     if missing:
-        linear = sorted(n for n in have if n.endswith("_proj"))
-        raise SpecError(
-            f"lora.target_modules: {missing[0]!r} is not a module of the base model (it has: {', '.join(linear)})"
-        )
+        named = sorted(n for n in have if n.endswith("_proj") or n in ("embed_tokens", "lm_head"))
+        raise SpecError(f"{field}: {missing[0]!r} is not a module of the base model (it has: {', '.join(named)})")
+
+
+def check_lora_modules(model: Any, lora: Any) -> None:
+    check_target_modules(model, lora.target_modules)
+    check_target_modules(model, lora.modules_to_save, field="lora.modules_to_save")
 
 
 def skeleton(base_dir: Any) -> Any:
@@ -102,13 +105,14 @@ def apply_method(model: Any, spec: TrainingSpec) -> Any:
             p.requires_grad_(True)
         return model
     if spec.method in (Method.lora, Method.qlora):
-        check_target_modules(model, spec.lora.target_modules)
+        check_lora_modules(model, spec.lora)
         if spec.method == Method.qlora:
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         cfg = LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
-                         target_modules=list(spec.lora.target_modules), task_type=TaskType.CAUSAL_LM, bias="none")
+                         target_modules=list(spec.lora.target_modules), task_type=TaskType.CAUSAL_LM, bias="none",
+                         modules_to_save=list(spec.lora.modules_to_save) or None)
         return get_peft_model(model, cfg)
     if spec.method == Method.prompt_tuning:
         pt = spec.prompt_tuning

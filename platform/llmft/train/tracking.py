@@ -91,21 +91,14 @@ def loss_curve_png(uri: str, run_id: str, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    client = mlflow_client(uri)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
-    for key in ("loss", "val_loss"):
-        hist = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-        last: dict[int, float] = {}
-        for m in hist:
-            last[m.step] = m.value  # a resumed run re-logs steps: keep the latest value per step
-        if last:
-            steps = sorted(last)
-            ax.plot(steps, [last[s] for s in steps], label=key, marker="o" if key == "val_loss" else None)
-            drawn = True
-    if not drawn:
-        plt.close(fig)
+    from llmft.registry.experiments import metric_history
+
+    history = metric_history(mlflow_client(uri), run_id)
+    if not history:
         return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, points in history.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=key, marker="o" if key == "val_loss" else None)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()

@@ -60,7 +60,7 @@ def say(message: str) -> None:
 def settings_env(settings: Settings) -> dict[str, str]:
     """Ray workers are separate processes: hand them the same state locations as the driver."""
     return {"LLMFT_HOME": str(settings.home), "LLMFT_DB_URL": settings.db_url,
-            "LLMFT_MLFLOW_URI": settings.mlflow_uri, "LLMFT_STORAGE": str(settings.storage)}
+            "LLMFT_MLFLOW_URI": settings.mlflow_uri, "LLMFT_STORAGE": settings.storage_uri}
 
 
 def run_demo(seed: int = 0, n_tickets: int = 600, only: list[str] | None = None) -> DemoContext:

@@ -13,7 +13,8 @@ def register_raw(ctx: DemoContext) -> dict:
 
     sample = ctx.results["sample data"]
     out = {}
-    for name, source in (("dataset-tickets.yaml", sample["tickets"]), ("dataset-general.yaml", sample["general"])):
+    for name, source in (("dataset-tickets.yaml", sample["tickets"]), ("dataset-general.yaml", sample["general"]),
+                         ("dataset-triage.yaml", sample["triage"])):
         record, summary = snapshots.register(spec(name, DatasetSpec, [f"source={source}"]), ctx.store, ACTOR)
         out[record.dataset] = {"id": record.id, "version": record.version, "rows": summary["rows"],
                                "bad_rows": summary["bad_rows"]}
@@ -26,14 +27,18 @@ def register_raw(ctx: DemoContext) -> dict:
 
 @stage("curate")
 def curate(ctx: DemoContext) -> dict:
-    """PII redaction, quality filters, exact + MinHash-LSH dedupe, chat formatting, split, replay."""
+    """Two curation jobs on Ray Data. The raw support tickets show the full pipeline (PII redaction,
+    quality filters, exact + MinHash-LSH dedupe, chat formatting, split, replay of a general set);
+    the triage tickets become the chat pairs the demo's model trains on."""
     from llmft.config import CurationSpec
     from llmft.jobs import run_job
 
-    job = run_job("curation", spec("curate-tickets.yaml", CurationSpec, []), ctx.store, ACTOR)
-    result = job["result"]
-    snap = result["snapshot"]
-    say(f"curated {snap['dataset']}:{snap['version']}  rows {result['rows']}  splits {result['splits']}")
-    say(f"curation report: {result['report_html']}")
-    return {"snapshot": snap, "rows": result["rows"], "splits": result["splits"], "report": result["report"],
-            "report_html": result["report_html"]}
+    out = {}
+    for key, name in (("tickets", "curate-tickets.yaml"), ("triage", "curate-triage.yaml")):
+        result = run_job("curation", spec(name, CurationSpec, []), ctx.store, ACTOR)["result"]
+        snap = result["snapshot"]
+        say(f"curated {snap['dataset']}:{snap['version']}  rows {result['rows']}  splits {result['splits']}")
+        say(f"curation report: {result['report_html']}")
+        out[key] = {"snapshot": snap, "rows": result["rows"], "splits": result["splits"], "report": result["report"],
+                    "report_html": result["report_html"]}
+    return out

@@ -8,6 +8,11 @@ from llmft.demo.pipeline.conductor import ACTOR, TENANT, DemoContext, settings_e
 @stage("platform")
 def start_platform(ctx: DemoContext) -> dict:
     """Open the metadata store, create the demo tenant and start (or join) a local Ray."""
+    import os
+
+    from llmft.jobs.cluster import use_token_auth
+
+    use_token_auth()  # before Ray is imported: a head with token auth on refuses clients without it
     import ray
 
     from llmft.errors import ConflictError
@@ -18,10 +23,13 @@ def start_platform(ctx: DemoContext) -> dict:
         ctx.store.create_tenant(TENANT, ACTOR)
     except ConflictError:
         pass  # a re-run keeps the tenant (and its privacy ledger)
+    # The cluster RAY_ADDRESS names, else a Ray of the demo's own (`address="local"`: a head some
+    # other command left running on this machine is never joined by accident).
+    address = os.environ.get("RAY_ADDRESS") or "local"
     # Logical CPUs above the 2 physical ones: the serving replicas sit mostly idle while the
     # second model trains, and without the headroom Ray would queue training behind them.
-    ctx.ray_context = ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1",
-                               ignore_reinit_error=True, log_to_driver=True,
+    own = {"num_cpus": 4, "include_dashboard": True, "dashboard_host": "127.0.0.1"} if address == "local" else {}
+    ctx.ray_context = ray.init(address=address, **own, ignore_reinit_error=True, log_to_driver=True,
                                runtime_env={"env_vars": settings_env(ctx.settings)})
     dashboard = ctx.ray_context.dashboard_url
     return {"tenant": TENANT, "db": ctx.settings.db_url,

@@ -9,6 +9,11 @@ from llmft.demo.pipeline.conductor import ACTOR, TENANT, DemoContext, say, stage
 from llmft.demo.pipeline.model_stages import APPROVER, MODEL, evaluate, train_and_register
 
 
+# The steady load of the rollout: a ticket like the ones the model answers.
+LOAD_TICKET = ("Triage this ticket. Reply with JSON only.\n\nTicket:\nProduct: PulseHR\n"
+               "Hi, I cannot log in to PulseHR since this morning.")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -24,7 +29,7 @@ def deploy_blue(ctx: DemoContext) -> dict:
 
     dashboard = ctx.results["platform"]["ray_dashboard"]
     overrides = [f"http.port={_free_port()}", f"dashboard_url={dashboard}", f"model={MODEL}@production"]
-    deployment = spec("deploy_support.yaml", DeploymentSpec, overrides)
+    deployment = spec("deploy_triage.yaml", DeploymentSpec, overrides)
     ctx.extras["deployments"] = DeploymentManager(store=ctx.store, registry=ctx.registry)
     record = ctx.extras["deployments"].deploy(deployment, ACTOR)
     ctx.extras["deployment"] = deployment
@@ -35,8 +40,8 @@ def deploy_blue(ctx: DemoContext) -> dict:
 
 @stage("train v2")
 def train_v2(ctx: DemoContext) -> dict:
-    """An improved version: longer training and a larger rank, while v1 keeps serving."""
-    return train_and_register(ctx, "support-v2", ["optim.max_steps=80", "lora.r=16", "lora.alpha=32"])
+    """A second version (longer training) while v1 keeps serving."""
+    return train_and_register(ctx, "triage-v2", ["optim.max_steps=500", "seed=1"])
 
 
 @stage("evaluate v2")
@@ -82,8 +87,9 @@ def _steady_load(base_url: str, key: str, stop, sink: dict) -> None:  # type: ig
     sent = failed = 0
     with httpx.Client(timeout=30) as client:
         while not stop.is_set() and sent < 2000:
-            r = client.post(f"{base_url}/v1/completions", headers={"Authorization": f"Bearer {key}"},
-                            json={"model": MODEL, "prompt": "My order has not arrived.", "max_tokens": 8})
+            r = client.post(f"{base_url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                            json={"model": MODEL, "messages": [{"role": "user", "content": LOAD_TICKET}],
+                                  "max_tokens": 8})
             sent += 1
             failed += r.status_code != 200
             time.sleep(0.2)
@@ -92,21 +98,37 @@ def _steady_load(base_url: str, key: str, stop, sink: dict) -> None:  # type: ig
 
 @stage("query")
 def query(ctx: DemoContext) -> dict:
-    """Ask through the official openai client; the response names what produced it; print its lineage."""
+    """A new ticket through the official openai client; the JSON answer is parsed and checked against the
+    ticket's truth; the response names what produced it; print its lineage."""
+    import json
+
     from openai import OpenAI
 
+    from llmft.demo.triage import new_ticket
+
+    ticket = new_ticket(ctx.seed)
     client = OpenAI(base_url=ctx.extras["base_url"] + "/v1", api_key=ctx.extras["api_key"], max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": "How do I reset my password?"}], max_tokens=32)
-    answer = raw.parse()
+        model=MODEL, messages=[{"role": "user", "content": ticket.prompt}], max_tokens=64, temperature=0)
+    text = raw.parse().choices[0].message.content
     served_by = {h: raw.headers.get(f"x-llmft-{h}") for h in ("colour", "adapter", "adapter-version", "base-revision")}
-    say(f"answer: {answer.choices[0].message.content!r}")
+    try:
+        verdict = json.loads(text)
+    except ValueError:
+        verdict = None
+    right = {f: isinstance(verdict, dict) and verdict.get(f) == v for f, v in ticket.labels.items()}
+    say("a new ticket (a customer in no training or evaluation row):")
+    for line in ticket.text.splitlines():
+        say(f"  | {line}")
+    say(f"answer: {text}")
+    say(f"parsed: {'yes' if verdict is not None else 'NO'}; right fields {sum(right.values())}/{len(right)} "
+        f"(truth {json.dumps(ticket.labels)})")
     say(f"served by: {served_by}")
     version = ctx.results["train v2"]["version"]
     lineage = ctx.registry.lineage(TENANT, f"{MODEL}:{version}")
     _print_lineage(lineage)
-    return {"answer": answer.choices[0].message.content, "served_by": served_by,
-            "lineage": [link["stage"] for link in lineage["chain"]]}
+    return {"ticket": ticket.prompt, "answer": text, "parsed": verdict, "truth": ticket.labels, "right": right,
+            "served_by": served_by, "lineage": [link["stage"] for link in lineage["chain"]]}
 
 
 def _print_lineage(lineage: dict) -> None:
