@@ -18,6 +18,7 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch, tiny_base_dir):
     home = tmp_path / "nb-home"
     shutil.copytree(tiny_base_dir, home / "storage" / "models" / "tiny")
     monkeypatch.setenv("LLMFT_HOME", str(home))
+    monkeypatch.setenv("QUICKSTART_TRAIN", "optim.max_steps=60")  # the walk-through, not the recipe (the demo test)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     nb = nbformat.read(REPO_ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(REPO_ROOT)}}).execute()

@@ -33,6 +33,7 @@ class DemoContext:
     settings: Settings
     seed: int = 0
     n_tickets: int = 600
+    train_overrides: list[str] = field(default_factory=list)  # e.g. ["optim.max_steps=40"] for a quick walk-through
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     store: Any = None

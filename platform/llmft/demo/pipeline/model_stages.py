@@ -14,14 +14,15 @@ APPROVER = "demo-approver"  # production promotion is an approver's act (the con
 
 
 def train_and_register(ctx: DemoContext, run_name: str, overrides: list[str]) -> dict:
-    """One training job on Ray Train (2 workers), released into the registry as a new version."""
+    """One training job on Ray Train, released into the registry as a new version."""
     from llmft.config import TrainingSpec
     from llmft.registry import ModelRegistry
     from llmft.jobs import run_job
     from llmft.train.release import release_dir
 
     curated = ctx.results["curate"]["triage"]["snapshot"]["dataset"]
-    train_spec = spec("train-triage.yaml", TrainingSpec, [f"name={run_name}", f"dataset={curated}", *overrides])
+    train_spec = spec("train-triage.yaml", TrainingSpec, [f"name={run_name}", f"dataset={curated}", *overrides,
+                                                          *ctx.train_overrides])
     job = run_job("training", train_spec, ctx.store, ACTOR)
     outcome = job["result"]["outcome"]
     losses = train_losses(ctx, job["result"]["mlflow_run_id"])

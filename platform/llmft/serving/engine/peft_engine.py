@@ -262,7 +262,8 @@ class PeftEngine:
         if eos in ids:
             ids, stopped = ids[: ids.index(eos)], True
         pad = self.tokenizer.pad_token_id
-        ids = [t for t in ids if t != pad]  # rows finished early are padded by generate
+        while ids and ids[-1] == pad:  # rows a stopping criterion ended early are padded by generate
+            ids = ids[:-1]
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         text, hit = cut_at_stop(text, req.params.stop)
         return GenResult(text=text, finish_reason="stop" if (stopped or hit) else "length",
