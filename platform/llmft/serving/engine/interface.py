@@ -76,6 +76,21 @@ class GenResult:
     base_revision: str
 
 
+def render_prompt(tokenizer, request: GenerationRequest) -> GenerationRequest:  # noqa: ANN001
+    """The request with its prompt as text: chat messages go through the base's chat template (every engine)."""
+    from dataclasses import replace
+
+    if request.messages is not None:
+        try:
+            prompt = tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # template errors (unknown role, ...) are the caller's
+            raise RequestError(f"messages: cannot render chat ({exc})", "invalid_request", "messages") from None
+        return replace(request, prompt=prompt, messages=None)
+    if not isinstance(request.prompt, str):
+        raise RequestError("prompt must be a string", "invalid_request", "prompt")
+    return request
+
+
 class Engine(Protocol):
     """What a serving replica needs from an engine."""
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, Iterator
 
 from llmft.errors import LlmftError
 from llmft.serving.engine.adapters import AdapterCache, ResolvedAdapter
 from llmft.serving.engine.batched_lora import BatchedLora
-from llmft.serving.engine.interface import GenerationRequest, GenResult, RequestError
+from llmft.serving.engine.interface import GenerationRequest, GenResult, RequestError, render_prompt
 from llmft.serving.engine.stopping import FlagStop, RowStops, cut_at_stop
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" inside a mixed batch
@@ -85,17 +84,7 @@ class PeftEngine:
 
     # -- validation -----------------------------------------------------------------------
     def render(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with its prompt as text: chat messages go through the base's chat template."""
-        if request.messages is not None:
-            try:
-                prompt = self.tokenizer.apply_chat_template(list(request.messages), tokenize=False,
-                                                            add_generation_prompt=True)
-            except Exception as exc:  # template errors (unknown role, ...) are the caller's
-                raise RequestError(f"messages: cannot render chat ({exc})", "invalid_request", "messages") from None
-            return replace(request, prompt=prompt, messages=None)
-        if not isinstance(request.prompt, str):
-            raise RequestError("prompt must be a string", "invalid_request", "prompt")
-        return request
+        return render_prompt(self.tokenizer, request)
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])

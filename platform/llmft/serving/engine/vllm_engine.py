@@ -19,12 +19,11 @@ import json
 import queue
 import threading
 import uuid
-from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from llmft.errors import LlmftError
 from llmft.serving.engine.adapters import AdapterCache, ResolvedAdapter
-from llmft.serving.engine.interface import GenerationRequest, GenResult, RequestError, SamplingParams
+from llmft.serving.engine.interface import GenerationRequest, GenResult, RequestError, SamplingParams, render_prompt
 from llmft.serving.engine.lora_support import check_max_lora_rank, vllm_refusal
 
 _DONE = object()
@@ -166,17 +165,7 @@ class VllmEngine:
 
     # -- validation -----------------------------------------------------------------------
     def render(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with its prompt as text: chat messages go through the base's chat template."""
-        if request.messages is not None:
-            try:
-                prompt = self.tokenizer.apply_chat_template(list(request.messages), tokenize=False,
-                                                            add_generation_prompt=True)
-            except Exception as exc:
-                raise RequestError(f"messages: cannot render chat ({exc})", "invalid_request", "messages") from None
-            return replace(request, prompt=prompt, messages=None)
-        if not isinstance(request.prompt, str):
-            raise RequestError("prompt must be a string", "invalid_request", "prompt")
-        return request
+        return render_prompt(self.tokenizer, request)
 
     def count_tokens(self, prompt: str) -> int:
         return len(self._encode(prompt))
