@@ -115,14 +115,15 @@ class PostgresCluster:
 
 
 class MlflowServer:
-    """`mlflow server` on a free loopback port: Postgres backend store, artifacts proxied to a local directory.
+    """`mlflow server` on a free loopback port: Postgres backend store, artifacts proxied to a directory or a bucket.
 
     `--serve-artifacts --artifacts-destination DIR`: clients write artifacts through the
     server (mlflow-artifacts:/ URIs), never to DIR directly, as they would with object storage.
     """
 
-    def __init__(self, backend_uri: str, artifacts: Path) -> None:
+    def __init__(self, backend_uri: str, artifacts: Path, s3: "S3Server | None" = None, bucket: str = "") -> None:
         self.backend_uri, self.artifacts = backend_uri, Path(artifacts)
+        self.s3, self.bucket = s3, bucket  # with both: artifacts in s3://BUCKET/mlflow on that server
         self.proc: subprocess.Popen | None = None
         self.uri = ""
 
@@ -131,11 +132,15 @@ class MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.log = self.artifacts.parent / "mlflow-server.log"
         mlflow = Path(sys.executable).with_name("mlflow")
+        destination = f"s3://{self.bucket}/mlflow" if self.s3 else str(self.artifacts)
         cmd = [str(mlflow), "server", "--backend-store-uri", self.backend_uri, "--serve-artifacts",
-               "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(port),
+               "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]
         # no background job runner (its 7 huey consumers): tracking and the registry do not need it
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.s3:  # the server, not its clients, holds the object-store credentials
+            env.update({"MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint, "AWS_ACCESS_KEY_ID": S3_KEY,
+                        "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1"})
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.uri = f"http://127.0.0.1:{port}"

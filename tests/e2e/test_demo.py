@@ -69,7 +69,10 @@ def test_gates_decided_and_v1_passed_with_every_gate_on(demo_run):
     checks = {c["name"]: c for c in ev["gates"]["checks"]}
     assert {"win_rate_vs_base_min", "toxicity_max_delta", "regression_max_drop", "memorization_max", "json_valid_min",
             "distinct_answers_min", "field_accuracy_min.product", "field_accuracy_min.category"} <= set(checks)
-    assert all(c["status"] == "passed" for c in checks.values()), checks  # every gate on, none skipped
+    # every gate the shipped spec sets is on and passed (none skipped for want of a suite); the rest are off
+    statuses = {name: c["status"] for name, c in checks.items()}
+    assert set(statuses.values()) <= {"passed", "off"}, statuses
+    assert {name for name, status in statuses.items() if status == "off"} <= {"exact_match_min", "rouge_l_min"}, statuses
 
 
 def test_fine_tuned_versions_beat_the_base_on_held_out_tickets(demo_run):
