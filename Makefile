@@ -42,11 +42,12 @@ test-e2e: install
 test-multinode: install
 	$(BIN)/python -m pytest tests/multinode $(PYTEST_ARGS)
 
-# Postgres + MLflow server + S3 tier alone (also part of `make test`, under tests/integration); the S3
-# curation and training tests start the tier's Ray (run under the Ray lock where several share a host).
+# Postgres + MLflow server + S3 tier alone (also part of `make test`, under tests/integration and tests/e2e);
+# the S3 curation and training tests start the tier's Ray, the demo its own (run under the Ray lock where
+# several share a host).
 test-backends: install
 	$(BIN)/python -m pytest tests/integration/test_backends_postgres.py tests/integration/test_backends_mlflow.py \
-		tests/integration/test_backends_s3.py $(PYTEST_ARGS)
+		tests/integration/test_backends_s3.py tests/e2e/test_demo_backends.py $(PYTEST_ARGS)
 
 bench: install
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
