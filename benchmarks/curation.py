@@ -5,11 +5,13 @@
 Generates prompt/response rows (JSONL; ~5% exact and ~5% near duplicates), registers
 them as a raw snapshot, then runs the whole curation job (`llmft.data.curation.run`:
 read, PII, filters, exact + near dedupe, alpaca format, split, part files, manifest,
-report) on a local Ray (2 CPUs). A thread samples the driver's RSS (psutil) every
-50 ms during each run; the figures are that peak and its rise over the RSS before
-the run. Generation and registration happen outside the Ray lock; the Ray part holds
-it (`flock`). `--quick` skips the 1M run. The last line is JSON with
-`driver_peak_rss_mb_100k` and `driver_peak_rss_mb_1m`.
+report) on a local Ray (2 CPUs). The driver's peak RSS during each run is the
+kernel's high-water mark (VmHWM, reset at the start of the run) and, where that is
+unavailable, a thread's samples every 50 ms; the figures are that peak and its rise
+over the RSS before the run. Generation and registration happen outside the Ray
+lock; the Ray part holds it (`flock`). `--quick` skips the 1M run. The last line is
+JSON with `driver_peak_rss_mb_100k` and `driver_peak_rss_mb_1m` (and each run's
+curated snapshot id, `snapshot_100k` / `snapshot_1m`: the same input gives the same id).
 """
 
 from __future__ import annotations
@@ -29,8 +31,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def _high_water(reset: bool = False) -> int:
+    """The kernel's peak RSS of this process (VmHWM, bytes; 0 where unavailable); `reset` restarts it
+    at the current RSS (`/proc/self/clear_refs` 5), so a short spike between samples is not missed."""
+    try:
+        if reset:
+            Path("/proc/self/clear_refs").write_text("5")
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class RssSampler:
-    """Peak RSS of this process, sampled in a thread while the `with` block runs."""
+    """Peak RSS of this process while the `with` block runs: the kernel's high-water mark where Linux
+    gives it, else (and as well) sampled in a thread."""
 
     def __init__(self, every: float = 0.05):
         import psutil
@@ -44,6 +61,7 @@ class RssSampler:
             time.sleep(self.every)
 
     def __enter__(self) -> "RssSampler":
+        _high_water(reset=True)
         self.start = self.peak = self.proc.memory_info().rss
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -52,7 +70,7 @@ class RssSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.peak = max(self.peak, self.proc.memory_info().rss, _high_water())
 
 
 def _words(rng: random.Random, n: int) -> list[str]:
@@ -145,6 +163,7 @@ def main() -> int:
                 result[f"driver_rss_rise_mb_{label}"] = round((rss.peak - rss.start) / 2**20, 1)
                 result[f"seconds_{label}"] = round(seconds, 1)
                 result[f"output_rows_{label}"] = out["rows"]
+                result[f"snapshot_{label}"] = out["snapshot"]["id"]
                 print(f"curated {n:,} rows -> {out['rows']:,} ({out['files']} files, dedupe dropped "
                       f"{dedupe['dropped']}) in {seconds:.0f}s; driver RSS peak {rss.peak / 2**20:.0f} MiB "
                       f"(+{(rss.peak - rss.start) / 2**20:.0f} MiB over the start of the run)", flush=True)

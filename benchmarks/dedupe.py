@@ -19,6 +19,14 @@ the threshold) and verify candidates by exact Jaccard. The baseline (datasketch
 `MinHash` + `MinHashLSH`, one process, Python sets for verification) runs in this
 driver; llmft runs through Ray Data (in one Ray task below `local_max_rows`, as the
 curation job would; the Ray shuffle path above it). The last line is JSON.
+
+`--peer datatrove` also runs datatrove's MinHash dedupe on the real corpus, in its own
+virtualenv (`--peer-python`, default /tmp/dt-venv/bin/python; make it with
+`python3 -m venv /tmp/dt-venv && /tmp/dt-venv/bin/pip install "datatrove[processing]" orjson spacy`)
+through `benchmarks/peers/datatrove_dedupe.py`, and scores its removed documents against
+the same exact-Jaccard truth (docs/s and F1; its default 14x8 buckets and the bands
+llmft's estimate mode would use at the threshold). `--real-only` skips the planted
+corpus and the speed ratios.
 """
 
 from __future__ import annotations
@@ -251,6 +259,28 @@ def pipeline(path: Path, params) -> tuple[dict, float, dict]:
     return labels, elapsed, {**stats.as_dict(), "kept": n_kept}
 
 
+def peer_datatrove(docs: list[dict], workdir: Path, python: str, ngram: int, buckets: int, rows: int
+                   ) -> tuple[set[str], float]:
+    """(removed ids, seconds) of datatrove's MinHash dedupe, run by `python` (datatrove's own virtualenv)."""
+    import subprocess
+
+    src = workdir / "peer" / "docs.jsonl"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    if not src.exists():
+        with open(src, "w") as fh:
+            fh.writelines(json.dumps({"id": d["id"], "text": d["text"]}) + "\n" for d in docs)
+    run_dir = workdir / "peer" / f"run-{buckets}x{rows}"
+    script = Path(__file__).resolve().parent / "peers" / "datatrove_dedupe.py"
+    proc = subprocess.run([python, str(script), str(src), str(run_dir), "--tasks", str(os.cpu_count() or 1),
+                           "--ngram", str(ngram), "--buckets", str(buckets), "--rows", str(rows)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"datatrove peer failed ({python}): {tail}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return set(out["removed"]), float(out["seconds"])
+
+
 def _write(docs: list[dict], path: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -274,7 +304,12 @@ def main() -> int:
     ap.add_argument("--ngram", type=int, default=5)
     ap.add_argument("--num-perm", type=int, default=128)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--peer", choices=["datatrove"], default=None, help="also run a peer on the real corpus")
+    ap.add_argument("--peer-python", default="/tmp/dt-venv/bin/python", help="the peer virtualenv's python")
+    ap.add_argument("--real-only", action="store_true", help="only the real-text corpus (no planted, no ratios)")
     args = ap.parse_args()
+    if args.peer and not Path(args.peer_python).exists():
+        ap.error(f"--peer-python: {args.peer_python} not found (see --help for making the peer's virtualenv)")
 
     import ray
 
@@ -333,7 +368,26 @@ def main() -> int:
                         "llmft_seconds": round(s, 2), "baseline_seconds": round(b_s, 2),
                         "llmft_stats": {k: st[k] for k in ("engine", "candidate_pairs", "verified_pairs",
                                                            "rejected_pairs", "exact_pairs", "kept")}})
+    if args.peer == "datatrove":
+        from llmft.data.minhash import optimal_bands
+
+        peer = {}
+        for buckets, rows in dict.fromkeys([(14, 8), tuple(optimal_bands(args.threshold, args.num_perm))]):
+            removed, p_s = peer_datatrove(real, workdir, args.peer_python, args.ngram, buckets, rows)
+            p_doc = score(removed, truth_removed)
+            peer[f"{buckets}x{rows}"] = {**p_doc, "seconds": round(p_s, 2), "docs_per_s": round(len(real) / p_s),
+                                         "removed": len(removed)}
+            print(f"datatrove minhash {buckets}x{rows} on real text: {p_s:.1f}s = {len(real) / p_s:,.0f} docs/s, "
+                  f"doc-level {p_doc} (no Jaccard check; its own normalisation and tokenizer)", flush=True)
+        best = max(peer.values(), key=lambda q: q["f1"])
+        result.update(f1_real_datatrove=best["f1"], docs_per_s_real_datatrove=best["docs_per_s"],
+                      peer_datatrove=peer)
+    result["real"]["llmft_docs_per_s"] = round(len(real) / s, 1)
     del real, truth_idx
+    if args.real_only:
+        ray.shutdown()
+        print(json.dumps(result))
+        return 0
 
     # planted corpus: quality at 30k, speed at 30k and 200k, scaling curve
     t = args.planted_threshold

@@ -175,6 +175,23 @@ def test_ray_shuffle_path_matches_in_process(ray_local, verify):
     assert small_labels == local_labels and small.count() == kept.count()
 
 
+@pytest.mark.parametrize("local_max_rows", [pytest.param(0, marks=pytest.mark.slow), 250_000])
+def test_dedupe_without_labels_keeps_the_same_rows(ray_local, local_max_rows):
+    """`want_labels=False` (curation's call): no labels come back, the same rows are kept, the same counts."""
+    from llmft.data.dedupe import DedupeParams
+    from llmft.data.dedupe_ray import dedupe_dataset
+    from llmft.demo.samples import generate_dedupe_corpus
+
+    docs, _truth = generate_dedupe_corpus(1000, seed=3)
+    params = DedupeParams(threshold=0.6, local_max_rows=local_max_rows)
+    ds = ray_local.data.from_items(docs).repartition(3)
+    kept, labels, stats = dedupe_dataset(ds, "text", "id", params, num_blocks=3)
+    bare, none, bare_stats = dedupe_dataset(ds, "text", "id", params, num_blocks=3, want_labels=False)
+    assert none is None and labels and bare_stats == stats and stats.near_removed > 0
+    assert sorted(r["id"] for r in bare.take_all()) == sorted(r["id"] for r in kept.take_all()) == sorted(
+        d["id"] for d in docs if labels.get(d["id"], d["id"]) == d["id"])
+
+
 def test_curated_snapshot_independent_of_partitioning(ray_local, store, registered):
     """Other block counts, same rows: the same part files, bytes and snapshot id; erasure keeps the layout."""
     from llmft.config import CurationSpec

@@ -226,7 +226,8 @@ def run(spec: Any, store: Any, actor: str, *, num_blocks: int | None = None,
     ok = cleaned.map_batches(_ok_fn, batch_format="pyarrow")
     params = dd.DedupeParams.from_spec(spec.dedupe)
     if params.exact or params.near:
-        kept, _labels, dstats = dedupe_ray.dedupe_dataset(ok, "_text", "_dkey", params, num_blocks=num_blocks)
+        kept, _labels, dstats = dedupe_ray.dedupe_dataset(ok, "_text", "_dkey", params, num_blocks=num_blocks,
+                                                          want_labels=False)  # labels stay off the driver
         dedupe_stats = dstats.as_dict()
     else:
         kept, dedupe_stats = ok, {}

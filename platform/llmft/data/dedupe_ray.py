@@ -12,13 +12,18 @@ dominates.
 
 Why a hash shuffle (`repartition(keys=...)`) with pyarrow/numpy grouping inside
 `map_batches` and not `groupby().map_groups()`: the latter costs ~90 us per group,
-and LSH produces millions of tiny groups. Connected components run in memory on
-the driver when the verified edge list is small (`cc_local_max` edges), otherwise
-as hash-to-min rounds over Ray Data, so the edge list never gathers on one node.
-Scale limits: the keys of the rows on a decided pair (the duplicates) gather on the
-driver, never every row's key (with estimated verification only, every key and the
-signature table, rows x num_perm x 4 bytes, do); the set of removed keys is
-broadcast through the object store.
+and LSH produces millions of tiny groups. Connected components run in one Ray task
+when the verified edge list is small (`cc_local_max` edges), otherwise as
+hash-to-min rounds over Ray Data, so the edge list never gathers on one node.
+
+What reaches the driver: counts and a few sample pairs. The keys of the rows on a
+decided pair (the duplicates), their cluster labels and the set of removed rows
+(sorted 64-bit handles) live in that task and in the object store: the workers that
+drop rows fetch the removed set from there, and the labels come back only when the
+caller asks for them (`want_labels`; curation does not). Scale limits: that task
+holds what is proportional to the duplicates (below `cc_local_max` edges); above it
+the hash-to-min labels still come back to the driver; with estimated verification
+every key and the signature table (rows x num_perm x 4 bytes) gather on the driver.
 """
 
 from __future__ import annotations
@@ -135,19 +140,6 @@ def _decided_fn(batch: dict) -> dict:
     return {k: np.asarray(v)[keep] for k, v in batch.items()}
 
 
-def _local_fn(batch, text_field: str, key_field: str, params: dd.DedupeParams, reason: str):
-    """The in-process engine inside one Ray task: label rows (key, root) and one row with the stats."""
-    import json
-
-    import pyarrow as pa
-
-    labels, stats = dd.dedupe_columns(batch.column(key_field).to_pylist(), batch.column(text_field).to_pylist(),
-                                      params, engine="in-process", engine_reason=reason)
-    keys = list(labels)
-    return pa.table({"key": [""] + keys, "root": [""] + [labels[k] for k in keys],
-                     "stats": [json.dumps(stats.as_dict())] + [""] * len(keys)})
-
-
 def _drop_keys_fn(batch, removed_ref: Any, key_field: str):
     import pyarrow as pa
     import ray
@@ -195,9 +187,13 @@ def default_blocks() -> int:
 
 
 def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.DedupeParams, *,
-                   num_blocks: int | None = None, cc_local_max: int = 2_000_000
-                   ) -> tuple["Dataset", dict[str, str], dd.DedupeStats]:
-    """Return (kept rows, key -> cluster key for keys in clusters of 2+, stats)."""
+                   num_blocks: int | None = None, cc_local_max: int = 2_000_000, want_labels: bool = True
+                   ) -> tuple["Dataset", dict[str, str] | None, dd.DedupeStats]:
+    """Return (kept rows, key -> cluster key for keys in clusters of 2+, stats).
+
+    `want_labels=False` leaves the labels (one entry per duplicate row) off the driver and returns None
+    for them: curation only needs the kept rows and the counts.
+    """
     import ray
 
     num_blocks = num_blocks or default_blocks()
@@ -206,7 +202,7 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
     ds = ds.materialize()
     n_rows = ds.count()
     if n_rows <= params.local_max_rows:
-        return _dedupe_local(ds, text_field, key_field, params, n_rows)
+        return _dedupe_local(ds, text_field, key_field, params, n_rows, want_labels)
     sig_ds = ds.map_batches(_sig_fn, batch_format="pyarrow",
                             fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params})
     sig_ds = sig_ds.materialize()
@@ -219,28 +215,96 @@ def dedupe_dataset(ds: "Dataset", text_field: str, key_field: str, params: dd.De
                 .materialize())
     if params.near and params.verify == "exact":
         pairs_ds = _verify_exact(pairs_ds, sig_ds, params, num_blocks)
-    if table is None:  # names only for the rows on a decided pair (duplicates), not every row's key
-        table = _doc_table(sig_ds, key_field, params, only=_edge_handles(pairs_ds))
-    table_ref = ray.put(table)
-    if pairs_ds.count() <= cc_local_max:
-        batches = [dd.named_pairs(b, table) for b in pairs_ds.iter_batches(batch_format="numpy", batch_size=None)]
-        real = [dd.is_pair(b) for b in batches]
-        a = np.concatenate([b["a"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
-        bb = np.concatenate([b["b"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
-        labels = dd.components(a, bb)
+    n_pairs = pairs_ds.count()
+    reason = f"{n_rows} rows > local_max_rows {params.local_max_rows}"
+    if n_pairs <= cc_local_max:  # components in one Ray task: names, labels and removed keys stay off the driver
+        pair_refs = pairs_ds.to_arrow_refs()
+        if table is None:  # names only for the rows on a decided pair (duplicates), not every row's key
+            only_ref = _task(_edge_handles_task).remote(pair_refs)
+            names: Any = (sig_ds.select_columns([key_field, "_h"])
+                          .map_batches(_only_fn, batch_format="pyarrow", fn_kwargs={"only_ref": only_ref})
+                          .to_arrow_refs())
+        else:
+            names = ray.put(table)  # Ray resolves a top-level ObjectRef argument: the task gets the table
+        stats_ref, removed_ref, labels_ref = _task(_settle_task, 3).remote(
+            pair_refs, names, key_field, n_rows, params, reason, want_labels)
+        stats, labels = _fetch(stats_ref, labels_ref)
     else:
+        if table is None:
+            table = _doc_table(sig_ds, key_field, params, only=_edge_handles(pairs_ds))
         edges = pairs_ds.filter(lambda r: not r["jaccard"] < 0).map_batches(
-            _name_fn, batch_format="numpy", fn_kwargs={"table_ref": table_ref})
+            _name_fn, batch_format="numpy", fn_kwargs={"table_ref": ray.put(table)})
         labels = components_distributed(edges, num_blocks)
-        batches = [_counter_totals(pairs_ds, table)]
-    stats = dd.summarise(batches, labels, n_rows, params, engine="ray",
-                         engine_reason=f"{n_rows} rows > local_max_rows {params.local_max_rows}")
-    removed_keys = [k for k, root in labels.items() if k != root]
-    removed = np.sort(np.fromiter(map(dd.key_handle, removed_keys), np.uint64, count=len(removed_keys)))
+        stats = dd.summarise([_counter_totals(pairs_ds, table)], labels, n_rows, params, engine="ray",
+                             engine_reason=reason)
+        removed_ref = ray.put(_removed_handles(labels))
+        labels = labels if want_labels else None
     drop_cols = ("_h", "_exact") + (("_sig",) if params.near else ()) + (("_sh",) if "_sh" in sig_ds.columns() else ())
     kept = sig_ds.map_batches(_drop_fn, batch_format="pyarrow",
-                              fn_kwargs={"removed_ref": ray.put(removed), "drop_cols": drop_cols})
+                              fn_kwargs={"removed_ref": removed_ref, "drop_cols": drop_cols})
     return kept, labels, stats
+
+
+def _task(fn, num_returns: int = 1):
+    """`fn` as a Ray task (remote functions are made on use: this module never imports ray at load time)."""
+    import ray
+
+    return ray.remote(num_returns=num_returns)(fn)
+
+
+def _fetch(stats_ref: Any, labels_ref: Any) -> tuple[dd.DedupeStats, dict[str, str] | None]:
+    """The report's numbers (and the labels when asked for); a task's error surfaces as its own exception."""
+    import ray
+
+    try:
+        stats, labels = ray.get([stats_ref, labels_ref])
+    except ray.exceptions.RayTaskError as e:
+        raise (e.cause if isinstance(e.cause, Exception) else e) from None
+    return dd.DedupeStats(**stats), labels
+
+
+def _numpy(table) -> dict:
+    return {c: table.column(c).to_numpy() for c in table.column_names}
+
+
+def _removed_handles(labels: dict[str, str]) -> np.ndarray:
+    """Sorted handles of the rows that are not their cluster's keeper (what the workers drop)."""
+    removed_keys = [k for k, root in labels.items() if k != root]
+    return np.sort(np.fromiter(map(dd.key_handle, removed_keys), np.uint64, count=len(removed_keys)))
+
+
+def _edge_handles_task(pair_refs: list) -> np.ndarray:
+    """The sorted handles of the rows on a decided pair (a Ray task: the array stays in the object store)."""
+    import ray
+
+    hs = [_pair_handles_fn(_numpy(t))["h"] for t in ray.get(list(pair_refs)) if t.num_rows]
+    return np.unique(np.concatenate(hs)) if hs else np.zeros(0, np.uint64)
+
+
+def _settle_task(pair_refs: list, names: Any, key_field: str, n_rows: int, params: dd.DedupeParams, reason: str,
+                 want_labels: bool) -> tuple[dict, np.ndarray, dict | None]:
+    """A Ray task: name the decided pairs, connected components, the report's numbers and the removed handles.
+
+    What is proportional to the duplicates (their keys, the labels, the removed set) lives here and in the
+    object store, never on the driver, which gets the stats (and the labels only when asked for).
+    """
+    import ray
+
+    if isinstance(names, dd.DocTable):  # estimated verification: the driver's whole table (a top-level ref: resolved)
+        table = names
+    else:
+        keys, handles = [], []
+        for t in ray.get(list(names)):
+            keys.extend(str(k) for k in t.column(key_field).to_pylist())
+            handles.append(t.column("_h").to_numpy())
+        table = dd.DocTable(keys, None, np.concatenate(handles) if handles else np.zeros(0, np.uint64))
+    batches = [dd.named_pairs(_numpy(t), table) for t in ray.get(list(pair_refs)) if t.num_rows]
+    real = [dd.is_pair(b) for b in batches]
+    a = np.concatenate([b["a"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
+    bb = np.concatenate([b["b"][m] for b, m in zip(batches, real)]) if batches else np.zeros(0, object)
+    labels = dd.components(a, bb)
+    stats = dd.summarise(batches, labels, n_rows, params, engine="ray", engine_reason=reason)
+    return stats.as_dict(), _removed_handles(labels), labels if want_labels else None
 
 
 def _doc_table(sig_ds: "Dataset", key_field: str, params: dd.DedupeParams, only: np.ndarray | None = None
@@ -297,32 +361,31 @@ def _verify_exact(pairs_ds: "Dataset", sig_ds: "Dataset", params: dd.DedupeParam
     return decided.union(verified).materialize()
 
 
-def _dedupe_local(ds: "Dataset", text_field: str, key_field: str, params: dd.DedupeParams, n_rows: int
-                  ) -> tuple["Dataset", dict[str, str], dd.DedupeStats]:
+def _dedupe_local(ds: "Dataset", text_field: str, key_field: str, params: dd.DedupeParams, n_rows: int,
+                  want_labels: bool = True) -> tuple["Dataset", dict[str, str] | None, dd.DedupeStats]:
     """Below `local_max_rows`: the in-process steps in one Ray task (keys and texts never reach the driver)."""
-    import json
+    reason = f"{n_rows} rows <= local_max_rows {params.local_max_rows}: Ray's shuffle costs would dominate"
+    refs = ds.select_columns([key_field, text_field]).to_arrow_refs()
+    stats_ref, removed_ref, labels_ref = _task(_local_task, 3).remote(refs, text_field, key_field, params, reason,
+                                                                      want_labels)
+    stats, labels = _fetch(stats_ref, labels_ref)
+    kept = ds.map_batches(_drop_keys_fn, batch_format="pyarrow",
+                          fn_kwargs={"removed_ref": removed_ref, "key_field": key_field})
+    return kept, labels, stats
 
+
+def _local_task(refs: list, text_field: str, key_field: str, params: dd.DedupeParams, reason: str,
+                want_labels: bool) -> tuple[dict, np.ndarray, dict | None]:
+    """The in-process engine as a Ray task: (stats, sorted removed handles, labels when asked for)."""
+    import pyarrow as pa
     import ray
 
-    reason = f"{n_rows} rows <= local_max_rows {params.local_max_rows}: Ray's shuffle costs would dominate"
-    out = (ds.select_columns([key_field, text_field]).repartition(1)
-           .map_batches(_local_fn, batch_format="pyarrow", batch_size=None,
-                        fn_kwargs={"text_field": text_field, "key_field": key_field, "params": params,
-                                   "reason": reason}))
-    labels: dict[str, str] = {}
-    stats = None
-    for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
-        for k, r, st in zip(b.column("key").to_pylist(), b.column("root").to_pylist(), b.column("stats").to_pylist()):
-            if st:
-                stats = dd.DedupeStats(**json.loads(st))
-            elif k:
-                labels[k] = r
-    stats = stats or dd.DedupeStats(rows=n_rows, engine="in-process", engine_reason=reason)
-    removed_keys = [k for k, root in labels.items() if k != root]
-    removed = np.sort(np.fromiter(map(dd.key_handle, removed_keys), np.uint64, count=len(removed_keys)))
-    kept = ds.map_batches(_drop_keys_fn, batch_format="pyarrow",
-                          fn_kwargs={"removed_ref": ray.put(removed), "key_field": key_field})
-    return kept, labels, stats
+    tables = [t for t in ray.get(list(refs)) if t.num_rows]
+    batch = pa.concat_tables(tables) if tables else pa.table({key_field: pa.array([], pa.string()),
+                                                              text_field: pa.array([], pa.string())})
+    labels, stats = dd.dedupe_columns(batch.column(key_field).to_pylist(), batch.column(text_field).to_pylist(),
+                                      params, engine="in-process", engine_reason=reason)
+    return stats.as_dict(), _removed_handles(labels), labels if want_labels else None
 
 
 def _name_fn(batch: dict, table_ref: Any) -> dict:
