@@ -53,7 +53,8 @@ def spec(base: str, name: str, steps: int, **kw):
 
 
 def local(s, snap: Path, tmp: Path) -> dict:
-    from llmft.train.worker import LocalRuntime, Session
+    from llmft.train.runtime import LocalRuntime
+    from llmft.train.worker import Session
 
     run_dir = tmp / f"local-{s.name}"
     return Session({"spec": s.model_dump(mode="json"), "run_uri": str(run_dir), "debug": {"log_every": 10**6}},

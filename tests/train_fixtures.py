@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import shutil
 from pathlib import Path
+from typing import Any, Iterator
 
 TOPICS = ["password", "invoice", "printer", "laptop", "refund", "shipping", "account", "license", "router", "badge"]
 ACTIONS = ["reset", "update", "cancel", "renew", "check", "replace", "configure", "unlock"]
@@ -38,3 +41,21 @@ def write_curated_snapshot(out_dir: Path, tokenizer, n_train: int = 96, n_val: i
                      "source_snapshot": "raw-test", "replay": False})
     pq.write_table(pa.Table.from_pylist(rows), out_dir / "part-0.parquet")
     return out_dir
+
+
+@contextlib.contextmanager
+def training_store(home: Path, mlflow_db_template: Path, snapshot_dir: Path) -> Iterator[Any]:
+    """A store in `home` (MLflow DB from the session's template) with tenant acme and dataset support's curated
+    snapshot `snap-support-1` at `snapshot_dir`: what a training job or sweep test submits against."""
+    from llmft.store import Store
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mlflow_db_template, home / "mlflow.db")
+    store = Store()
+    store.create_tenant("acme", "admin")
+    store.add_snapshot(tenant="acme", dataset="support", snapshot_id="snap-support-1", uri=str(snapshot_dir),
+                       classification="internal", row_count=112, kind="curated", actor="test")
+    try:
+        yield store
+    finally:
+        store.close()

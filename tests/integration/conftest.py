@@ -29,9 +29,10 @@ def ray_cluster():
     """The tier's Ray: {"dashboard_url", "metrics_url"}; RAY_ADDRESS names it so Tune trials and jobs find it."""
     import ray
 
+    from llmft.jobs.cluster import API_SERVER_ENV, init_local_ray
+
     dash, metrics = free_port(), free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_port=dash, log_to_driver=False,
-             _metrics_export_port=metrics)
+    init_local_ray(num_cpus=2, dashboard_port=dash, log_to_driver=False, _metrics_export_port=metrics)
     previous = os.environ.get("RAY_ADDRESS")
     os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     yield {"dashboard_url": f"http://127.0.0.1:{dash}", "metrics_url": f"http://127.0.0.1:{metrics}/metrics"}
@@ -40,6 +41,7 @@ def ray_cluster():
     else:
         os.environ["RAY_ADDRESS"] = previous
     ray.shutdown()
+    os.environ.pop(API_SERVER_ENV, None)
 
 
 @pytest.hookimpl(trylast=True)  # after the item's fixtures are torn down (a Serve app needs its Ray to shut down)

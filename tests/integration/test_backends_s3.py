@@ -35,6 +35,18 @@ def _tamper(s3_storage: dict, key: str) -> None:
     client.put_object(Bucket=s3_storage["bucket"], Key=key, Body=body[:-1] + bytes([body[-1] ^ 1]))
 
 
+def _curated_in_the_bucket(store, curated_train_snapshot) -> None:  # noqa: ANN001
+    """The session's curated snapshot as dataset `support`, committed and uploaded as curation does."""
+    from llmft import storage
+    from llmft.data import snapshots
+
+    staging = snapshots._stage("acme", "support")
+    shutil.copyfile(curated_train_snapshot / "part-0.parquet", staging / "part-0.parquet")
+    snap_id, path, _ = snapshots.commit(staging, "acme", "support", {"kind": "curated", "format": "parquet"})
+    store.add_snapshot(tenant="acme", dataset="support", snapshot_id=snap_id, uri=storage.publish(path),
+                       classification="internal", row_count=112, kind="curated", actor="test")
+
+
 def _register_tickets(store, tmp_path):  # noqa: ANN001, ANN202
     from llmft.config import DatasetSpec
     from llmft.data import snapshots
@@ -166,7 +178,6 @@ def test_training_on_s3_checkpoints_resumes_after_a_kill_then_registers_and_veri
         ray_cluster, s3_storage, store, mlflow_db_template, llmft_home, tiny_base_dir, curated_train_snapshot,
         tmp_path):
     from llmft.cli.main import app
-    from llmft.data import snapshots
     from llmft.errors import LlmftError
     from llmft.jobs import run_job
     from llmft.registry import ModelRegistry
@@ -174,13 +185,7 @@ def test_training_on_s3_checkpoints_resumes_after_a_kill_then_registers_and_veri
 
     shutil.copyfile(mlflow_db_template, llmft_home / "mlflow.db")
     store.create_tenant("acme", "admin", epsilon_budget=10.0)
-    staging = snapshots._stage("acme", "support")  # the curated snapshot, committed and uploaded as curation does
-    shutil.copyfile(curated_train_snapshot / "part-0.parquet", staging / "part-0.parquet")
-    snap_id, path, _ = snapshots.commit(staging, "acme", "support", {"kind": "curated", "format": "parquet"})
-    from llmft import storage
-
-    store.add_snapshot(tenant="acme", dataset="support", snapshot_id=snap_id, uri=storage.publish(path),
-                       classification="internal", row_count=112, kind="curated", actor="test")
+    _curated_in_the_bucket(store, curated_train_snapshot)
 
     # killed mid-run with no retries left: the job fails; resubmitted, it resumes from its checkpoint on S3
     pid_dir = tmp_path / "pids"
@@ -214,3 +219,97 @@ def test_training_on_s3_checkpoints_resumes_after_a_kill_then_registers_and_veri
                                                                                "llmft/registry/acme/records/"))
     ok = cli.invoke(app, ["models", "verify", rec.ref, "--tenant", "acme", "--json"])
     assert ok.exit_code == 0 and json.loads(ok.output)["ok"] is True, ok.output
+
+
+@pytest.mark.slow
+def test_sweep_on_s3_keeps_trials_tune_state_and_the_best_checkpoint_in_the_bucket(
+        ray_cluster, s3_storage, store, mlflow_db_template, llmft_home, tiny_base_dir, curated_train_snapshot):
+    """On several nodes a trial may run anywhere: its markers, outcome and checkpoints, and Tune's experiment
+    state, are written to the bucket, and the best trial is registered from there."""
+    from llmft.config import SweepSpec
+    from llmft.jobs import run_job
+    from llmft.jobs.cluster import ray_session
+    from llmft.registry import ModelRegistry
+    from tests.integration.test_sweep import TRAINING
+
+    shutil.copyfile(mlflow_db_template, llmft_home / "mlflow.db")
+    store.create_tenant("acme", "admin")
+    _curated_in_the_bucket(store, curated_train_snapshot)
+    spec = SweepSpec.model_validate({
+        "name": "s3-sweep", "training": {**TRAINING, "base_model": str(tiny_base_dir)},
+        "search_space": {"optim.learning_rate": {"type": "choice", "values": [1e-3, 3e-3]}},
+        "num_samples": 2, "max_concurrent": 2, "asha": {"grace_period": 3, "reduction_factor": 2}})
+    with ray_session(dashboard=True):
+        job = run_job("sweep", spec, store, "tester")
+    assert job["status"] == "succeeded", job
+    res = job["result"]
+    assert res["storage"].startswith(f"{s3_storage['uri']}/sweeps/acme/s3-sweep/")
+    prefix = res["storage"].removeprefix(f"s3://{s3_storage['bucket']}/") + "/"
+    keys = s3_storage["server"].keys(s3_storage["bucket"], prefix)
+    assert sum(k.endswith("/trial.json") for k in keys) == 2, keys
+    assert sum(k.endswith("/outcome.json") for k in keys) == 2, keys
+    assert any(k.startswith(f"{prefix}tune/") for k in keys), keys  # Tune's experiment state
+    assert res["best"]["checkpoint"].startswith(res["storage"])
+    _wipe_cache()  # the registered version is read back from the bucket alone
+    assert ModelRegistry(store=store).verify("acme", res["registered"]["ref"])["ok"]
+
+
+def _curate_and_erase(store, tmp_path, after_curation=lambda: None) -> tuple[dict, dict]:  # noqa: ANN001
+    """Register tickets + general, curate (replay in, several part files per split), erase one subject."""
+    from llmft.config import CurationSpec, DatasetSpec
+    from llmft.data import curation, erasure, snapshots
+    from llmft.demo.samples import generate_sample_dataset
+
+    paths = generate_sample_dataset(tmp_path / "sample", seed=0, n_tickets=150)
+    store.create_tenant("acme", "admin")
+    snapshots.register(DatasetSpec(name="tickets", tenant="acme", source=str(paths["tickets"]),
+                                   subject_field="customer_id"), store, "t")
+    snapshots.register(DatasetSpec(name="general", tenant="acme", source=str(paths["general"]),
+                                   classification="public"), store, "t")
+    spec = CurationSpec(tenant="acme", source="tickets", output="tickets-curated", format={"style": "alpaca"},
+                        replay={"source": "general", "fraction": 0.2})
+    curated = curation.run(spec, store, "t", num_blocks=2, rows_per_file=40)
+    after_curation()
+    subject = json.loads(paths["truth"].read_text())["erasure_subject"]["customer_id"]
+    erased = erasure.erase(store, "acme", "tickets-curated", subject, actor="dpo", field="customer_id")
+    return curated, erased
+
+
+def test_workers_write_curated_and_erased_files_straight_to_the_bucket_with_the_local_snapshot_ids(
+        ray_cluster, s3_storage, store, tmp_path, monkeypatch):
+    """Several nodes: each worker uploads the part files it writes (hashed as written) to a staging prefix in the
+    bucket; nothing is staged on the driver's disk, and the snapshot ids equal those of local storage."""
+    import ray
+
+    from llmft.data import parts, snapshots
+    from llmft.settings import Settings
+    from llmft.store import Store
+
+    def nothing_on_the_driver_disk() -> None:  # (erasure then reads the curated snapshot through the cache)
+        cache = Settings.from_env().storage
+        assert not list(cache.rglob("*.parquet")) and not list(cache.rglob(".staging-*"))
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    curated, erased = _curate_and_erase(store, tmp_path / "s3", nothing_on_the_driver_disk)
+    cid, eid = curated["snapshot"]["id"], erased["snapshot"]["id"]
+    assert curated["snapshot"]["uri"] == f"{s3_storage['uri']}/datasets/acme/tickets-curated/{cid}"
+    assert erased["snapshot"]["uri"] == f"{s3_storage['uri']}/datasets/acme/tickets-curated/{eid}"
+    keys = s3_storage["server"].keys(s3_storage["bucket"], "llmft/datasets/acme/tickets-curated/")
+    assert not [k for k in keys if ".staging-" in k], keys  # the staging prefix is gone
+    assert sum(k.startswith(f"llmft/datasets/acme/tickets-curated/{cid}/train-") for k in keys) > 1
+    _wipe_cache()  # read back from the bucket alone: every file re-hashed against the manifest, digest == id
+    opened = snapshots.open_snapshot(store, "acme", cid)
+    assert opened.meta["snapshot_id"] == cid and set(opened.meta["files"]) == {p.name for p in parts.files(opened.path)}
+    assert {"report.json", "report.html"} <= set(opened.manifest.files)
+    assert parts.read_table(opened.path).num_rows == curated["rows"]
+    assert snapshots.open_snapshot(store, "acme", eid).record.row_count == curated["rows"] - erased["removed"]
+
+    monkeypatch.setenv("LLMFT_HOME", str(tmp_path / "local-home"))  # the same work on local storage
+    monkeypatch.delenv("LLMFT_STORAGE")
+    local_store = Store()
+    try:
+        local_curated, local_erased = _curate_and_erase(local_store, tmp_path / "local")
+    finally:
+        local_store.close()
+    assert not local_curated["snapshot"]["uri"].startswith("s3://")
+    assert (local_curated["snapshot"]["id"], local_erased["snapshot"]["id"]) == (cid, eid)

@@ -5,7 +5,6 @@ load, and a job whose driver (the `python -m llmft.jobs` entrypoint under Ray's 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ import pytest
 
 from tests.multinode_cluster import (actor_nodes, deploy_app, lose_a_training_node, retrying_load, wait_for,
                                      wait_job_api, warm_up)
+from tests.train_fixtures import training_store
 
 TRAIN = {"tenant": "acme", "dataset": "support", "method": "lora",
          "optim": {"max_steps": 16, "batch_size": 4, "learning_rate": 3e-3},
@@ -25,16 +25,8 @@ TRAIN = {"tenant": "acme", "dataset": "support", "method": "lora",
 
 @pytest.fixture
 def env(llmft_home, mlflow_db_template, curated_train_snapshot):
-    from llmft.store import Store
-
-    llmft_home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(mlflow_db_template, llmft_home / "mlflow.db")
-    store = Store()
-    store.create_tenant("acme", "admin")
-    store.add_snapshot(tenant="acme", dataset="support", snapshot_id="snap-support-1", uri=str(curated_train_snapshot),
-                       classification="internal", row_count=112, kind="curated", actor="test")
-    yield store
-    store.close()
+    with training_store(llmft_home, mlflow_db_template, curated_train_snapshot) as store:
+        yield store
 
 
 def training_spec(tiny_base_dir, name: str, **kw):

@@ -88,29 +88,13 @@ def test_missing_file_wrong_format_and_refused_spec(tmp_path):
 
 
 def test_a_refused_api_key_is_one_line(api, monkeypatch):
-    import socket
-    import threading
-    import time
+    from tests.http_server import http_server
 
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        monkeypatch.setenv("LLMFT_API_URL", f"http://127.0.0.1:{port}")
+    with http_server(api.client.app) as url:
+        monkeypatch.setenv("LLMFT_API_URL", url)
         monkeypatch.setenv("LLMFT_API_KEY", "llmft_x_forged")
         code, lines = cli("tenants", "list")
         assert_one_error(code, lines, "invalid or revoked")
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 def test_token_auth_follows_the_token_ray_wrote(monkeypatch, tmp_path):
@@ -130,3 +114,26 @@ def test_token_auth_follows_the_token_ray_wrote(monkeypatch, tmp_path):
     assert os.environ["RAY_AUTH_MODE"] == "token"
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the operator's explicit choice wins
     assert use_token_auth() is False
+
+
+def test_unfinished_ray_jobs_are_the_ones_that_keep_a_head_up():
+    """`serve down` keeps the local head while a job submitted to it, or a driver attached to it, has not finished."""
+    from ray.job_submission import JobDetails, JobStatus, JobType
+
+    from llmft.jobs.cluster import release_head, unfinished_jobs
+
+    def job(status, kind=JobType.SUBMISSION, **extra):
+        return JobDetails(type=kind, status=status, entrypoint="python -m llmft.jobs train", **extra)
+
+    details = [job(JobStatus.RUNNING, submission_id="llmft-j1-abc", metadata={"name": "my-lora"}),
+               job(JobStatus.PENDING, submission_id="raysubmit_x"),
+               job(JobStatus.SUCCEEDED, submission_id="raysubmit_done"),
+               job(JobStatus.STOPPED, submission_id="raysubmit_stopped"),
+               job(JobStatus.FAILED, submission_id="raysubmit_failed"),
+               job(JobStatus.RUNNING, kind=JobType.DRIVER, job_id="02000000",
+                   driver_info={"id": "02000000", "node_ip_address": "127.0.0.1", "pid": "4242"}),
+               job(JobStatus.SUCCEEDED, kind=JobType.DRIVER, job_id="01000000")]
+    assert unfinished_jobs(details) == ["llmft job my-lora running", "Ray job raysubmit_x pending",
+                                        "a driver (pid 4242) running"]
+    assert unfinished_jobs(details[2:5]) == []
+    assert release_head("serve:assistant") == (False, None)  # no local head: nothing to stop, nothing to say

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.control_fixtures import training_spec
+from tests.http_server import http_server
 
 
 @pytest.fixture
 def served(api, monkeypatch):
     """The fixture's app on a real uvicorn server in a thread; the CLI pointed at it with acme's admin key."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    monkeypatch.setenv("LLMFT_API_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("LLMFT_API_KEY", api.keys[("acme", "admin")])
-    yield api
-    server.should_exit = True
-    thread.join(5)
+    with http_server(api.client.app) as url:
+        monkeypatch.setenv("LLMFT_API_URL", url)
+        monkeypatch.setenv("LLMFT_API_KEY", api.keys[("acme", "admin")])
+        yield api
 
 
 def cli(*args: str) -> tuple[int, str]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from llmft.data import pii
+from llmft.data import pii, redaction
 
 CASES = [
     ("email", "write to jane.doe+x@example.co.uk today", "<EMAIL>"),
@@ -23,7 +23,7 @@ CASES = [
 
 @pytest.mark.parametrize("kind,text,placeholder", CASES)
 def test_each_type_is_redacted_with_its_placeholder(kind, text, placeholder):
-    out, counts = pii.redact(text)
+    out, counts = redaction.redact(text)
     assert placeholder in out and counts == {kind: 1}
 
 
@@ -35,9 +35,9 @@ def test_validators_reject_lookalikes():
 
 
 def test_types_can_be_restricted_and_drop_policy_drops():
-    out, counts = pii.redact("mail a@b.io call (415) 555-0134", types=["email"])
+    out, counts = redaction.redact("mail a@b.io call (415) 555-0134", types=["email"])
     assert "<EMAIL>" in out and "(415) 555-0134" in out and counts == {"email": 1}
-    row, counts = pii.apply_policy({"prompt": "mail a@b.io", "x": 1}, ["prompt"], list(pii.ALL_TYPES), "drop")
+    row, counts = redaction.apply_policy({"prompt": "mail a@b.io", "x": 1}, ["prompt"], list(pii.ALL_TYPES), "drop")
     assert row is None and counts == {"email": 1}
 
 
@@ -58,7 +58,7 @@ def test_sample_dataset_planted_pii_all_redacted_without_false_positives(tmp_pat
         for it in items:
             if it["id"] in rows and isinstance(rows[it["id"]].get(it["field"]), str):
                 planted.add(it["id"])
-                red, counts = pii.redact(rows[it["id"]][it["field"]])
+                red, counts = redaction.redact(rows[it["id"]][it["field"]])
                 assert it["value"] not in red, (kind, it["id"])
                 assert it["value"] not in json.dumps(counts)
     for rid, r in rows.items():
@@ -117,16 +117,16 @@ def test_secrets_inside_urls_and_assignments_are_still_found():
     ("secret", "AKIAJ7Q2XK5LMN3OPQRS", "AKIA****************"),
 ])
 def test_masks_never_show_the_whole_value(kind, value, masked):
-    assert pii.mask(value, kind) == masked
+    assert redaction.mask(value, kind) == masked
 
 
 def test_redaction_examples_show_context_and_a_masked_value():
-    r = pii.redact_text("Hi team, call me at +1 415 555 0112 tomorrow. " + "x" * 80)
+    r = redaction.redact_text("Hi team, call me at +1 415 555 0112 tomorrow. " + "x" * 80)
     assert r.text.startswith("Hi team, call me at <PHONE> tomorrow.") and r.counts == {"phone": 1}
     [ex] = r.examples
     assert ex["type"] == "phone" and ex["masked"] == "+1 415 *** **12" and "555 0112" not in json.dumps(ex)
     assert ex["redacted"].startswith("Hi team, call me at <PHONE> tomorrow.") and ex["redacted"].endswith("…")
-    row, counts, examples = pii.scan_row(
+    row, counts, examples = redaction.scan_row(
         {"messages": [{"role": "user", "content": "mail a@b.io"}, {"role": "assistant", "content": "ok"}]},
         ["messages"], list(pii.ALL_TYPES), "redact")
     assert row["messages"][0]["content"] == "mail <EMAIL>" and counts == {"email": 1}

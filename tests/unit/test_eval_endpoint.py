@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 
 from llmft.evaluation.client import EndpointClient, EndpointError, run_sync
+
+from tests.http_server import http_server
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +54,6 @@ def test_unknown_model_is_a_404_not_retried(endpoint):
 
 def test_client_retries_5xx_then_succeeds():
     """A real flaky server: the first two calls answer 503, later ones 200."""
-    import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
@@ -69,23 +66,12 @@ def test_client_retries_5xx_then_succeeds():
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
         return JSONResponse({"choices": [{"message": {"content": "ok"}}], "usage": {"completion_tokens": 1}})
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with http_server(app, lifespan="off") as url:
         run = run_sync(EndpointClient(url, "m", concurrency=1, retries=3).generate(["q"], max_tokens=2))
         assert run.outputs == ["ok"] and run.retries == 2 and calls["n"] == 3
         calls["n"] = -10  # now it fails more often than the client retries
         with pytest.raises(EndpointError, match="HTTP 503"):
             run_sync(EndpointClient(url, "m", retries=1).generate(["q"], max_tokens=2))
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 def test_llm_judge_through_an_openai_compatible_endpoint(endpoint):

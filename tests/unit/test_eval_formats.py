@@ -2,9 +2,6 @@
 system prompt: the spec's, else the one the candidate was curated with, sent first in every chat request."""
 
 import json
-import socket
-import threading
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +11,8 @@ from llmft.errors import SpecError
 from llmft.evaluation.client import EndpointClient, run_sync
 from llmft.evaluation.runner import Evaluator, trained_system_prompt
 from llmft.evaluation.suites import load_suites
+
+from tests.http_server import http_server
 
 ROWS = [
     {"id": "pr", "prompt": "Reset my password?", "reference": "Open Settings."},
@@ -93,7 +92,6 @@ def test_trained_system_prompt_comes_from_the_curated_snapshot(store):
 
 
 def test_client_sends_the_messages_over_http():
-    import uvicorn
     from fastapi import FastAPI, Request
 
     app, seen = FastAPI(), []
@@ -103,19 +101,9 @@ def test_client_sends_the_messages_over_http():
         seen.append((await request.json())["messages"])
         return {"choices": [{"message": {"content": "ok"}}], "usage": {"completion_tokens": 1}}
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        client = EndpointClient(f"http://127.0.0.1:{sock.getsockname()[1]}", "m")
+    with http_server(app, lifespan="off") as url:
+        client = EndpointClient(url, "m")
         msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
         run = run_sync(client.generate([msgs, "plain"], max_tokens=2))
         assert run.outputs == ["ok", "ok"]
         assert sorted(seen, key=len) == [[{"role": "user", "content": "plain"}], msgs]
-    finally:
-        server.should_exit = True
-        thread.join(5)

@@ -19,7 +19,8 @@ import pytest
 
 from llmft.config.training import TrainingSpec
 from llmft.train.data import IGNORE, BatchSchedule, tokenize_rows
-from llmft.train.worker import LocalRuntime, Session
+from llmft.train.runtime import LocalRuntime
+from llmft.train.worker import Session
 
 LABELS = {"printer": "hardware", "invoice": "billing", "password": "account", "parcel": "shipping"}
 FILLER = "the my a please help today issue with our team since morning it is not working again can you check".split()

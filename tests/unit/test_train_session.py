@@ -9,7 +9,8 @@ import pytest
 
 from llmft.config.training import TrainingSpec
 from llmft.train import checkpointing as ck
-from llmft.train.worker import LocalRuntime, Session
+from llmft.train.runtime import LocalRuntime
+from llmft.train.worker import Session
 
 
 def run(base, snap, run_dir, debug=None, **kw):

@@ -27,7 +27,8 @@ def shuffled_adapter(tiny_base_dir, sample_dataset, tmp_path_factory):
     from llmft.data.formatting import format_example
     from llmft.demo.triage import shuffled_labels
     from llmft.models.loading import load_tokenizer
-    from llmft.train.worker import LocalRuntime, Session
+    from llmft.train.runtime import LocalRuntime
+    from llmft.train.worker import Session
 
     tok = load_tokenizer(tiny_base_dir)
     rows = shuffled_labels([json.loads(line) for line in open(sample_dataset["triage"])])

@@ -30,13 +30,17 @@ def up(num_cpus: int = typer.Option(None, "--num-cpus", help="Logical CPUs of th
 @app.command("down")
 @handles_errors
 def down(as_json: bool = JsonOpt) -> None:
-    """Stop the local Ray head (and every Serve app and job on it)."""
+    """Stop the local Ray head (and every Serve app and job on it: the line names the unfinished jobs stopped)."""
     from llmft.jobs.cluster import local_head, stop_head
 
     alive = local_head()
+    jobs = _jobs(alive) if alive else []
     head = stop_head()
-    emit({"stopped": head is not None and alive is not None}, as_json,
-         f"stopped the local Ray head at {head['gcs_address']}" if head and alive else "no local Ray head running")
+    stopped = head is not None and alive is not None
+    emit({"stopped": stopped, "jobs_stopped": jobs}, as_json,
+         (f"stopped the local Ray head at {head['gcs_address']}" + (f" and {len(jobs)} unfinished Ray job"
+          f"{'s' if len(jobs) > 1 else ''} on it ({', '.join(jobs)})" if jobs else "")) if stopped
+         else "no local Ray head running")
 
 
 @app.command("status")
@@ -49,12 +53,23 @@ def status(as_json: bool = JsonOpt) -> None:
 
     head = local_head()
     address = os.environ.get("RAY_ADDRESS")
-    out = {"ray_address": address, "local_head": head, "token_auth": token_available()}
+    jobs = _jobs(head) if head and not address else []
+    out = {"ray_address": address, "local_head": head, "jobs": jobs, "token_auth": token_available()}
     if address:
         line = f"commands attach to RAY_ADDRESS={address}"
     elif head:
         line = (f"local Ray head at {head['gcs_address']}, dashboard {head['dashboard_url']}, {head['num_cpus']} "
-                f"CPUs, used by {', '.join(head['users'])}")
+                f"CPUs, used by {', '.join(head['users'] + jobs) or 'nothing'}")
     else:
         line = "no cluster: each command starts a private local Ray (`llmft cluster up` keeps one running)"
     emit(out, as_json, line + f"; token auth {'on' if out['token_auth'] else 'off'}")
+
+
+def _jobs(head: dict) -> list[str]:
+    """The head's unfinished Ray jobs; none listed when its Job API does not answer (the head is half up)."""
+    from llmft.jobs.cluster import head_jobs
+
+    try:
+        return head_jobs(head)
+    except Exception:  # noqa: BLE001 - a status line, not a decision: nothing to list
+        return []

@@ -1,8 +1,8 @@
 """`llmft serve`: start, update, inspect and stop the serving application on Ray Serve.
 
 `serve up` uses the cluster at the spec's dashboard_url, else starts this home's local Ray head
-(and `serve down` stops that head again when no one else uses it); it returns only once the app
-is RUNNING, or fails naming the deployment that cannot start.
+(and `serve down` stops that head again when no other command and no Ray job uses it); it returns
+only once the app is RUNNING, or fails naming the deployment that cannot start.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def up(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: bool 
             operations.serve_down(dspec.name, dashboard)
         except Exception:  # noqa: BLE001, S110 - nothing deployed, or the cluster is gone: nothing to undo
             pass
-        release_head(user)
+        _, kept = release_head(user)
+        if kept:
+            say(kept)
         raise
     emit({**out, "started_cluster": started}, as_json, out["base_url"])
 
@@ -74,14 +76,22 @@ def up(spec: Path = SpecOpt, overrides: list[str] = OverridesArg, dry_run: bool 
 @app.command("down")
 @handles_errors
 def down(name: str = typer.Argument(..., help="Serve application name (the deployment spec's name)."),
-         spec: Path = OptionalSpecOpt, dashboard: str = DashboardOpt, as_json: bool = JsonOpt) -> None:
-    """Stop one serving application (others keep running); stop the local head `serve up` started if unused."""
+         spec: Path = OptionalSpecOpt, dashboard: str = DashboardOpt,
+         force: bool = typer.Option(False, "--force", help="Stop the local head `serve up` started even if "
+                                                           "unfinished Ray jobs run on it."),
+         as_json: bool = JsonOpt) -> None:
+    """Stop one serving application (others keep running); stop the local head `serve up` started if unused.
+
+    The head stays up while another command (`cluster up`, another app) or an unfinished Ray job
+    (a `train submit` to it, a driver attached to it) uses it; the line says which.
+    """
     from llmft.jobs.cluster import release_head
     from llmft.serving.rollout import operations
 
     out = operations.serve_down(name, _dashboard(dashboard, spec))
-    out["stopped_cluster"] = release_head(f"serve:{name}")  # the head stops when no app or `cluster up` uses it
-    emit(out, as_json, f"stopped {name}" + ("; stopped the local Ray head" if out["stopped_cluster"] else ""))
+    out["stopped_cluster"], out["kept_cluster"] = release_head(f"serve:{name}", force=force)
+    emit(out, as_json, f"stopped {name}" + ("; stopped the local Ray head" if out["stopped_cluster"] else "")
+         + (f"; {out['kept_cluster']}" if out["kept_cluster"] else ""))
 
 
 @app.command("status")

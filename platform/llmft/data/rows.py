@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from llmft.data import formatting, input_formats, pii, readers
+from llmft.data import formatting, input_formats, pii, readers, redaction
 from llmft.data.dedupe import SEP
 from llmft.data.quality import QualityFilter
 
@@ -94,8 +94,8 @@ def clean(flat_rows: list[dict], plan: RowPlan) -> list[dict]:
             rid = record.get(fmap["id"])
             row["id"] = str(rid) if rid not in (None, "") else f"{row['source_file']}:{row['source_line']}"
             scanned = plan.scanned(layout)
-            redacted, counts, examples = pii.scan_row(record, scanned, list(plan.pii_types), plan.pii_policy,
-                                                      plan.not_pii)
+            redacted, counts, examples = redaction.scan_row(record, scanned, list(plan.pii_types),
+                                                            plan.pii_policy, plan.not_pii)
             row["pii"] = json.dumps(dict(counts), sort_keys=True)
             row["pii_examples"] = json.dumps(_first_per_type(examples), ensure_ascii=False)
             if redacted is None:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from llmft.errors import LlmftError
@@ -131,6 +131,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Ray's own in-cluster clients of the State API (Ray Train's placement-group cleaner, a detached
+# actor) find the dashboard through this variable, else RAY_ADDRESS, else /tmp/ray/ray_current_cluster:
+# the last head `ray start` made on the machine, perhaps long gone. There the cleaner's thread dies on a
+# GCS timeout and an early-stopped Tune trial's worker placement group is never removed. Set in the
+# head's environment before it starts, every worker of that Ray inherits the right address.
+API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"
+
+
 def start_head(user: str, *, num_cpus: int | None = None, dashboard_port: int = 8265,
                timeout_s: float = 120.0) -> tuple[dict, bool]:
     """Start (or join) this home's local head on behalf of `user`; (head record, whether it was started now).
@@ -159,7 +167,8 @@ def start_head(user: str, *, num_cpus: int | None = None, dashboard_port: int = 
         proc = subprocess.Popen(
             [ray_executable(), "start", "--head", "--block", "--port", str(gcs_port), "--num-cpus", str(cpus),
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port), "--disable-usage-stats"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, API_SERVER_ENV: dashboard})
     head = {"pid": proc.pid, "gcs_address": f"127.0.0.1:{gcs_port}", "dashboard_url": dashboard,
             "num_cpus": cpus, "users": [user], "log": str(log)}
     deadline = time.monotonic() + timeout_s
@@ -187,17 +196,62 @@ def _dashboard_ready(url: str) -> bool:
         return False
 
 
-def release_head(user: str) -> bool:
-    """`user` no longer needs the local head; stop it when it was the last user. True if stopped."""
+def release_head(user: str, *, force: bool = False) -> tuple[bool, str | None]:
+    """`user` no longer needs the local head; stop it when no other command and no Ray job uses it.
+
+    Returns (stopped, why it stays up when Ray jobs keep it). Jobs submitted to the head and
+    drivers attached to it (`train submit`, a `data curate` on it) are not in its users list, so
+    the head's Job API is asked before stopping; `force` stops it despite them.
+    """
     head = local_head()
     if head is None:
-        return False
+        return False, None
     head["users"] = [u for u in head["users"] if u != user]
+    head_file().write_text(json.dumps(head))
     if head["users"]:
-        head_file().write_text(json.dumps(head))
-        return False
+        return False, None
+    if not force:
+        anyway = "`llmft cluster down` stops it anyway"
+        try:
+            jobs = head_jobs(head)
+        except Exception as exc:  # noqa: BLE001 - unknown is not "unused": keep the head and say why
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            return False, f"the local Ray head stays up: its job list could not be read ({first}); {anyway}"
+        if jobs:
+            shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+            return False, (f"the local Ray head stays up: {len(jobs)} unfinished Ray job"
+                           f"{'s' if len(jobs) > 1 else ''} on it ({shown}); {anyway}")
     stop_head()
-    return True
+    return True, None
+
+
+def head_jobs(head: dict) -> list[str]:
+    """The Ray jobs on the head that are not finished: submitted ones pending or running, attached drivers."""
+    use_token_auth()
+    from ray.job_submission import JobSubmissionClient
+
+    return unfinished_jobs(JobSubmissionClient(head["dashboard_url"]).list_jobs())
+
+
+def unfinished_jobs(details: list) -> list[str]:
+    """One label per job (Ray's `JobDetails`) still pending or running: its llmft job name, else Ray's id or pid.
+
+    Ray lists its own internal drivers (the dashboard's) nowhere here, so what is left is a user's.
+    """
+    labels = []
+    for job in details:
+        status = str(getattr(job.status, "value", job.status))
+        if status not in ("PENDING", "RUNNING"):
+            continue
+        name = (job.metadata or {}).get("name")
+        if name:
+            label = f"llmft job {name}"
+        elif job.submission_id:
+            label = f"Ray job {job.submission_id}"
+        else:
+            label = f"a driver (pid {job.driver_info.pid if job.driver_info else '?'})"
+        labels.append(f"{label} {status.lower()}")
+    return labels
 
 
 def stop_head() -> dict | None:
@@ -258,12 +312,13 @@ def ray_session(*, num_cpus: int | None = None, dashboard: bool = False, worker_
     `worker_logs` forwards the workers' stdout to this process (training's one progress line per step).
 
     RAY_ADDRESS is exported for the duration: Ray Tune trials that start their own trainers
-    find the cluster through it (stopped trials otherwise leak placement groups).
+    find the cluster through it.
     """
     use_token_auth()
     import ray
 
     started = False
+    previous_api_server = os.environ.get(API_SERVER_ENV)
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         head = None if address else local_head()
@@ -277,7 +332,7 @@ def ray_session(*, num_cpus: int | None = None, dashboard: bool = False, worker_
             ray.init(address=head["gcs_address"], log_to_driver=worker_logs)
         else:
             say("no Ray cluster configured (RAY_ADDRESS): starting a local Ray for this command")
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=worker_logs)
+            init_local_ray(num_cpus=num_cpus, dashboard=dashboard, log_to_driver=worker_logs)
         started = True
     if worker_logs:
         _forward_llmft_lines_only()
@@ -288,12 +343,30 @@ def ray_session(*, num_cpus: int | None = None, dashboard: bool = False, worker_
     finally:
         if worker_logs:
             _restore_worker_logs()
-        if previous is None:
-            os.environ.pop("RAY_ADDRESS", None)
-        else:
-            os.environ["RAY_ADDRESS"] = previous
+        _restore("RAY_ADDRESS", previous)
         if started:
             ray.shutdown()
+            _restore(API_SERVER_ENV, previous_api_server)
+
+
+def _restore(variable: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = value
+
+
+def init_local_ray(*, num_cpus: int | None = None, dashboard: bool = True, dashboard_port: int | None = None,
+                   **init_kwargs: Any) -> Any:
+    """`ray.init(address="local")` whose workers know its dashboard (API_SERVER_ENV; the caller clears it after)."""
+    import ray
+
+    if not dashboard:
+        return ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **init_kwargs)
+    port = dashboard_port or _free_port()
+    os.environ[API_SERVER_ENV] = f"http://127.0.0.1:{port}"
+    return ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                    dashboard_port=port, **init_kwargs)
 
 
 def _forward_llmft_lines_only() -> None:

@@ -36,7 +36,7 @@ class TrainingPlan:
         from transformers import AutoTokenizer
 
         from llmft.train.data import BatchSchedule, tokenize_rows, total_steps
-        from llmft.train.worker import read_split
+        from llmft.train.runtime import read_split
 
         s = self.spec
         tokenizer = AutoTokenizer.from_pretrained(str(self.base_dir))

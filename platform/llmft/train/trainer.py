@@ -77,7 +77,8 @@ class RayRuntime:
 
 def train_loop_per_worker(config: dict) -> None:
     """Entry point of every Ray Train worker."""
-    from llmft.train.worker import Session, write_outcome
+    from llmft.train.outcome import write_outcome
+    from llmft.train.worker import Session
 
     if config.get("storage_filesystem") is not None:  # object storage: the driver's filesystem, as Ray Train's
         from llmft import storage
@@ -167,9 +168,7 @@ def build_trainer(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extr
 
 def fit(spec: TrainingSpec, snapshot_uri: str, storage_path: str, extra: dict | None = None) -> dict:
     """Run training to the end; returns rank 0's outcome (raises what Ray raised when the run failed)."""
-    from llmft.train.worker import read_outcome
-
-    from llmft.train.worker import clear_outcome
+    from llmft.train.outcome import clear_outcome, read_outcome
 
     run_uri = f"{storage_path.rstrip('/')}/{run_name(spec)}"
     clear_outcome(run_uri)

@@ -1,80 +1,27 @@
 """One training worker from start to finish, Ray-free: the Ray layer (trainer.py) only supplies a Runtime.
 
-A Runtime gives rank/world size/device, the rows of a split, checkpoint
-candidates, `report(metrics, checkpoint_dir)` and collectives. `LocalRuntime`
-runs the same code as a plain single process (unit tests, benchmark baseline).
+The Session sets up (model, data, engine, resume), then runs the step loop (guards and
+rollback, validation, checkpoints) to an outcome dict. What a Runtime provides is runtime.py's;
+where rank 0 leaves the outcome, outcome.py's.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from llmft.config.training import TrainingSpec
 from llmft.train import checkpointing as ck
 from llmft.train.data import BatchSchedule, collate_eval, tokenize_rows, total_steps
 from llmft.train.guards import DivergenceGuard
 from llmft.train.loop import Progress, micro_loss, model_inputs
-
-
-class Runtime(Protocol):
-    rank: int
-    world_size: int
-    device: Any
-
-    def rows(self, split: str) -> list[dict]: ...
-    def checkpoint_candidates(self) -> list[str]: ...
-    def report(self, metrics: dict, checkpoint_dir: Path | None, name: str | None) -> None: ...
-    def all_reduce_sum(self, values: list[float]) -> list[float]: ...
-    def gather(self, obj: Any) -> list[Any]: ...
-
-
-class LocalRuntime:
-    """Single process, no Ray: rows from Parquet, checkpoints under `run_uri`."""
-
-    rank = 0
-    world_size = 1
-
-    def __init__(self, snapshot_dir: str | Path, run_uri: str | Path) -> None:
-        import torch
-
-        self.device = torch.device("cpu")
-        self.snapshot_dir = Path(snapshot_dir)
-        self.run_uri = str(run_uri)
-        self.reports: list[dict] = []
-
-    def rows(self, split: str) -> list[dict]:
-        return read_split(self.snapshot_dir, split)
-
-    def checkpoint_candidates(self) -> list[str]:
-        return [uri for _, uri in ck.list_checkpoints(self.run_uri)]
-
-    def report(self, metrics: dict, checkpoint_dir: Path | None, name: str | None) -> None:
-        self.reports.append(dict(metrics))
-        if checkpoint_dir is not None and name:
-            ck.copy_tree(Path(checkpoint_dir), Path(self.run_uri) / name)
-
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return list(values)
-
-    def gather(self, obj: Any) -> list[Any]:
-        return [obj]
-
-
-def read_split(snapshot_dir: Path, split: str) -> list[dict]:
-    """Rows of one split of a curated snapshot (its Parquet files; the manifest and report beside them skipped)."""
-    import pyarrow.dataset as pads
-
-    ds = pads.dataset([str(p) for p in sorted(Path(snapshot_dir).rglob("*.parquet"))], format="parquet")
-    table = ds.to_table(columns=["id", "split", "prompt", "completion"], filter=pads.field("split") == split)
-    return table.to_pylist()
+from llmft.train.runtime import Runtime
 
 
 def seed_all(seed: int) -> None:
@@ -380,29 +327,4 @@ class Session:
         Path(where, f"rank{self.rt.rank}.step").write_text(str(self.state.step))
 
 
-def write_outcome(run_uri: str, outcome: dict) -> None:
-    """Rank 0 leaves the outcome next to the checkpoints (V2 results only carry checkpointed metrics)."""
-    fs, root = ck._fs(run_uri)
-    fs.create_dir(root, recursive=True)
-    with fs.open_output_stream(f"{root}/outcome.json") as fh:
-        fh.write(json.dumps(outcome, default=str).encode())
-
-
-def clear_outcome(run_uri: str) -> None:
-    fs, root = ck._fs(run_uri)
-    try:
-        fs.delete_file(f"{root}/outcome.json")
-    except (FileNotFoundError, OSError):
-        pass
-
-
-def read_outcome(run_uri: str) -> dict | None:
-    fs, root = ck._fs(run_uri)
-    try:
-        with fs.open_input_stream(f"{root}/outcome.json") as fh:
-            return json.loads(fh.read().decode())
-    except (FileNotFoundError, OSError):
-        return None
-
-
-__all__ = ["LocalRuntime", "Runtime", "Session", "model_inputs", "read_outcome", "read_split", "write_outcome"]
+__all__ = ["Session", "model_inputs"]

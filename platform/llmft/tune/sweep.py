@@ -74,11 +74,15 @@ def run_trial(config: dict, ctx: dict, datasets: dict) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from llmft.train import tracking
+    from llmft.train.outcome import clear_outcome, read_outcome
     from llmft.train.trainer import build_trainer, run_name
-    from llmft.train.worker import clear_outcome, read_outcome
 
     if ctx.get("ray_address"):
         os.environ["RAY_ADDRESS"] = ctx["ray_address"]
+    if ctx.get("storage_filesystem") is not None:  # object storage: the driver's filesystem, as for Train workers
+        from llmft import storage
+
+        storage.use_filesystem(ctx["storage_filesystem"])
     trial_id = ray.tune.get_context().get_trial_id()
     index = int(trial_id.rsplit("_", 1)[-1])
     base = TrainingSpec.model_validate(ctx["base"])
@@ -94,9 +98,8 @@ def run_trial(config: dict, ctx: dict, datasets: dict) -> None:
                        "llmft.trial_id": trial_id, "llmft.trial_index": str(index),
                        "llmft.trial.params": json.dumps(config, sort_keys=True, default=str)}.items():
         client.set_tag(run_id, key, value)
-    Path(run_uri).mkdir(parents=True, exist_ok=True)
-    Path(run_uri, TRIAL_MARKER).write_text(json.dumps({"trial_id": trial_id, "index": index, "run_id": run_id,
-                                                       "params": config, "spec": spec.model_dump(mode="json")}))
+    write_marker(run_uri, {"trial_id": trial_id, "index": index, "run_id": run_id, "params": config,
+                           "spec": spec.model_dump(mode="json")})
     clear_outcome(run_uri)
     extra = {"mlflow": {"uri": mlflow_uri, "run_id": run_id}, "debug": ctx.get("debug") or {}}
     trainer = build_trainer(spec, "", storage, extra, datasets=datasets, callbacks=[TuneReportCallback()])
@@ -106,13 +109,37 @@ def run_trial(config: dict, ctx: dict, datasets: dict) -> None:
         tracking.finish_run(mlflow_uri, run_id, outcome, Path(tmp))
 
 
+def write_marker(run_uri: str, marker: dict) -> None:
+    """What the driver needs to know of a trial (ids, params, spec), beside its checkpoints (local or bucket)."""
+    from llmft import storage
+
+    fs, root = storage.filesystem(run_uri)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{TRIAL_MARKER}") as fh:
+        fh.write(json.dumps(marker).encode())
+
+
+def read_marker(run_uri: str) -> dict:
+    from llmft import storage
+
+    fs, root = storage.filesystem(run_uri)
+    try:
+        with fs.open_input_stream(f"{root}/{TRIAL_MARKER}") as fh:
+            return json.loads(fh.read().decode())
+    except (FileNotFoundError, OSError):
+        return {}
+
+
 # ---- the driver ------------------------------------------------------------------------------------
 def _tuner(sp: SweepPlan, ctx: dict, datasets: dict, concurrency: int, tune_dir: str) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from llmft import storage
+
     spec = sp.spec
+    fs, path = storage.filesystem(tune_dir) if storage.is_remote(tune_dir) else (None, tune_dir)
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, datasets=datasets),
                                     {"cpu": space.TRIAL_CPUS, "gpu": 0})
     return tune.Tuner(
@@ -127,7 +154,7 @@ def _tuner(sp: SweepPlan, ctx: dict, datasets: dict, concurrency: int, tune_dir:
                                     grace_period=spec.asha.grace_period,
                                     reduction_factor=spec.asha.reduction_factor),
             trial_dirname_creator=lambda trial: trial.trial_id),
-        run_config=tune.RunConfig(name=spec.name, storage_path=tune_dir, verbose=0),
+        run_config=tune.RunConfig(name=spec.name, storage_path=path, storage_filesystem=fs, verbose=0),
     )
 
 
@@ -141,8 +168,8 @@ def _history(result: Any, metric: str) -> list[float]:
 def collect_trials(sp: SweepPlan, grid: Any, storage: str, mlflow_uri: str) -> list[dict]:
     """One row per trial: params, status (completed / stopped_early / failed), val_loss history, final checkpoint."""
     from llmft.train import tracking
+    from llmft.train.outcome import read_outcome
     from llmft.train.trainer import run_name
-    from llmft.train.worker import read_outcome
 
     by_index = {}
     for result in grid:
@@ -153,8 +180,7 @@ def collect_trials(sp: SweepPlan, grid: Any, storage: str, mlflow_uri: str) -> l
     rows = []
     for i, trial in enumerate(sp.trials):
         run_uri = f"{storage.rstrip('/')}/{run_name(trial)}"
-        marker_path = Path(run_uri, TRIAL_MARKER)
-        marker = json.loads(marker_path.read_text()) if marker_path.is_file() else {}
+        marker = read_marker(run_uri)
         trial_id, result = by_index.get(i, (marker.get("trial_id"), None))
         outcome = read_outcome(run_uri)
         history = _history(result, sp.spec.metric) if result is not None else []
@@ -197,7 +223,11 @@ def register_best(sp: SweepPlan, best: dict, store: Any, job_id: str, actor: str
     """Register the best trial's final adapter (or full weights) and point `register_best_as` at it."""
     from llmft.registry import ModelRegistry
 
-    ckpt = Path(best["checkpoint"]["uri"])
+    from llmft import storage
+    from llmft.manifest import verify_tree
+
+    # object storage: copied into the local cache and re-hashed (a tampered checkpoint is refused)
+    ckpt, _ = storage.verified(best["checkpoint"]["uri"], lambda p: verify_tree(p, allow_extra=True))
     source = next((ckpt / d for d in ("adapter", "model") if (ckpt / d).is_dir()), None)
     if source is None:
         raise LlmftError(f"best trial {best['name']}: checkpoint {ckpt} holds neither adapter/ nor model/")
@@ -259,6 +289,7 @@ def run_sweep(spec: SweepSpec, ctx: Any) -> dict:
     """
     import ray
 
+    from llmft import storage as object_storage
     from llmft.settings import Settings
     from llmft.train import tracking
     from llmft.train.trainer import snapshot_datasets
@@ -269,7 +300,10 @@ def run_sweep(spec: SweepSpec, ctx: Any) -> dict:
     settings = Settings.from_env().ensure_dirs()
     lineage = _lineage(sp, ctx.job_id)
     parent = _parent_run(settings, sp, lineage)
-    storage = str(settings.storage / "sweeps" / spec.training.tenant / spec.name / parent[:12])
+    # trials' checkpoints, markers and Tune's own state: in the bucket when storage is object storage
+    # (every node reads and writes there), else under the shared storage directory
+    storage = object_storage.uri_of(settings.storage / "sweeps" / spec.training.tenant / spec.name / parent[:12],
+                                    settings)
     concurrency = sp.summary["concurrency"]
     rec.result({"mlflow_parent_run_id": parent, "plan": sp.summary, "storage": storage})
     rec.event(f"plan: {spec.num_samples} trials, {concurrency} at once "
@@ -280,12 +314,13 @@ def run_sweep(spec: SweepSpec, ctx: Any) -> dict:
     trial_ctx = {"sweep": spec.name, "base": sp.base.spec.model_dump(mode="json"), "storage": storage,
            "mlflow_uri": settings.mlflow_uri, "artifact_root": str(settings.storage), "parent_run_id": parent,
            "lineage": {k: v for k, v in lineage.items() if k != "base"}, "debug": ctx.options.get("debug") or {},
-           "ray_address": os.environ.get("RAY_ADDRESS") or ray.get_runtime_context().gcs_address}
+           "ray_address": os.environ.get("RAY_ADDRESS") or ray.get_runtime_context().gcs_address,
+           "storage_filesystem": object_storage.filesystem(storage)[0] if object_storage.is_remote(storage) else None}
     client = tracking.mlflow_client(settings.mlflow_uri)
     started = time.perf_counter()
     try:
         datasets = snapshot_datasets(sp.base.snapshot.uri)
-        grid = _tuner(sp, trial_ctx, datasets, concurrency, str(Path(storage) / "tune")).fit()
+        grid = _tuner(sp, trial_ctx, datasets, concurrency, f"{storage}/tune").fit()
         rows = collect_trials(sp, grid, storage, settings.mlflow_uri)
         wall = time.perf_counter() - started
         for r in rows:

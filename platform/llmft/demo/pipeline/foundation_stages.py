@@ -10,7 +10,7 @@ def start_platform(ctx: DemoContext) -> dict:
     """Open the metadata store, create the demo tenant and start (or join) a local Ray."""
     import os
 
-    from llmft.jobs.cluster import use_token_auth
+    from llmft.jobs.cluster import init_local_ray, use_token_auth
 
     use_token_auth()  # before Ray is imported: a head with token auth on refuses clients without it
     import ray
@@ -28,9 +28,10 @@ def start_platform(ctx: DemoContext) -> dict:
     address = os.environ.get("RAY_ADDRESS") or "local"
     # Logical CPUs above the 2 physical ones: the serving replicas sit mostly idle while the
     # second model trains, and without the headroom Ray would queue training behind them.
-    own = {"num_cpus": 4, "include_dashboard": True, "dashboard_host": "127.0.0.1"} if address == "local" else {}
-    ctx.ray_context = ray.init(address=address, **own, ignore_reinit_error=True, log_to_driver=True,
-                               runtime_env={"env_vars": settings_env(ctx.settings)})
+    options = {"ignore_reinit_error": True, "log_to_driver": True,
+               "runtime_env": {"env_vars": settings_env(ctx.settings)}}
+    ctx.ray_context = (init_local_ray(num_cpus=4, **options) if address == "local"
+                       else ray.init(address=address, **options))
     dashboard = ctx.ray_context.dashboard_url
     return {"tenant": TENANT, "db": ctx.settings.db_url,
             "ray_dashboard": f"http://{dashboard}" if dashboard else None}
