@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmft import storage
 from llmft.data import dedupe as dd
 from llmft.data import parts, readers, replay, report, rows, snapshots
 from llmft.errors import SpecError
@@ -250,14 +249,14 @@ def run(spec: Any, store: Any, actor: str, *, num_blocks: int | None = None,
 
 def _write(spec: Any, store: Any, actor: str, snap: snapshots.OpenSnapshot, out: Any, rep: dict,
            digest: str, parents: list[str], replay_info: dict, rows_per_file: int, num_blocks: int) -> dict:
-    """The workers write the part files into a staging directory; it is then content-addressed and recorded."""
+    """The workers write the part files into the staging area (a local directory, or a prefix in the bucket
+    with object storage); it is then content-addressed and recorded."""
     from llmft.data import formatting
 
-    staging = snapshots._stage(spec.tenant, spec.output)
+    staging = snapshots.stage(spec.tenant, spec.output)
     try:
         written = parts.write_dataset(out, staging, rep["splits"], output_schema(), rows_per_file,
                                       num_partitions=num_blocks)
-        report.write(rep, staging)
         n_rows = sum(f["rows"] for f in written)
         meta = {"kind": "curated", "classification": snap.record.classification, "owner": spec.tenant,
                 "row_count": n_rows, "format": "parquet", "source_snapshot": snap.record.id,
@@ -265,11 +264,11 @@ def _write(spec: Any, store: Any, actor: str, snap: snapshots.OpenSnapshot, out:
                 "columns": list(formatting.COLUMNS), "files": {f["file"]: f["rows"] for f in written},
                 "style": spec.documents.output if snap.meta.get("format") == "documents" else spec.format.style,
                 "tokenizer": spec.tokenizer}
-        snap_id, path, _manifest = snapshots.commit(staging, spec.tenant, spec.output, meta)
+        hashes = {f["file"]: {"sha256": f["sha256"], "size": f["size"]} if f["sha256"] else None for f in written}
+        snap_id, uri, _manifest = snapshots.commit_staged(staging, meta, hashes, report.files(rep))
     except BaseException:
-        snapshots.discard(staging)
+        snapshots.discard_staged(staging)
         raise
-    uri = storage.publish(path)  # object storage: uploaded, and its s3:// URI recorded
     record = store.add_snapshot(tenant=spec.tenant, dataset=spec.output, snapshot_id=snap_id, uri=uri,
                                 classification=snap.record.classification, row_count=n_rows, kind="curated",
                                 parents=parents, spec_digest=digest, actor=actor,

@@ -107,25 +107,37 @@ def erase_file(src: str, dst: str, fmt: str, subject: str, field: str | None, te
     return {"removed": removed, "rows": rows, "bad": bad}
 
 
-def _erase_batch(batch: dict, fmt: str, subject: str, field: str | None, text_field: str) -> dict:
-    out = [erase_file(s, d, fmt, subject, field, text_field) for s, d in zip(batch["src"], batch["dst"])]
-    return {k: [o[k] for o in out] for k in ("removed", "rows", "bad")}
+def erase_staged(src: str, rel: str, staging: snapshots.Staging, fmt: str, subject: str, field: str | None,
+                 text_field: str) -> dict:
+    """`erase_file` into the snapshot's file `rel` of `staging` (uploaded from this node on object storage);
+    adds the file's {sha256, size} when the worker hashed it (object storage), else None."""
+    counts, entry = staging.write_file(rel, lambda dst: erase_file(src, str(dst), fmt, subject, field, text_field))
+    return {**counts, "file": rel, "hash": entry}
 
 
-def _erase_files(pairs: list[tuple[str, str]], fmt: str, subject: str, field: str | None, text_field: str
-                 ) -> tuple[int, int]:
-    """(rows removed, rows kept): one Ray task per file when Ray is up (rows never reach this process),
-    else file by file here, streaming."""
+def _erase_batch(batch: dict, staging: snapshots.Staging, fmt: str, subject: str, field: str | None,
+                 text_field: str) -> dict:
+    out = [erase_staged(s, r, staging, fmt, subject, field, text_field) for s, r in zip(batch["src"], batch["rel"])]
+    return {"removed": [o["removed"] for o in out], "rows": [o["rows"] for o in out],
+            "file": [o["file"] for o in out], "hash": [json.dumps(o["hash"]) for o in out]}
+
+
+def _erase_files(pairs: list[tuple[str, str]], staging: snapshots.Staging, fmt: str, subject: str,
+                 field: str | None, text_field: str) -> tuple[int, int, dict[str, dict | None]]:
+    """(rows removed, rows kept, {file: hash or None}): one Ray task per file when Ray is up (rows never
+    reach this process), else file by file here, streaming."""
     import sys
 
     ray = sys.modules.get("ray")
+    kwargs = {"staging": staging, "fmt": fmt, "subject": subject, "field": field, "text_field": text_field}
     if ray is not None and ray.is_initialized() and pairs:
-        counts = ray.data.from_items([{"src": s, "dst": d} for s, d in pairs]).map_batches(
-            _erase_batch, batch_size=1, fn_kwargs={"fmt": fmt, "subject": subject, "field": field,
-                                                   "text_field": text_field}).take_all()  # one row per file
+        counts = ray.data.from_items([{"src": s, "rel": r} for s, r in pairs]).map_batches(
+            _erase_batch, batch_size=1, fn_kwargs=kwargs).take_all()  # one row per file
+        counts = [{**c, "hash": json.loads(c["hash"])} for c in counts]
     else:
-        counts = [erase_file(s, d, fmt, subject, field, text_field) for s, d in pairs]
-    return sum(int(c["removed"]) for c in counts), sum(int(c["rows"]) for c in counts)
+        counts = [erase_staged(s, r, **kwargs) for s, r in pairs]
+    written = {c["file"]: c["hash"] for c in counts if not staging.remote or c["hash"] is not None}
+    return sum(int(c["removed"]) for c in counts), sum(int(c["rows"]) for c in counts), written
 
 
 def erase(store: Any, tenant: str, ref: str, subject: str, *, actor: str, field: str | None = None) -> dict:
@@ -133,24 +145,25 @@ def erase(store: Any, tenant: str, ref: str, subject: str, *, actor: str, field:
     snap = snapshots.open_snapshot(store, tenant, ref)
     field = field or snap.meta.get("subject_field")
     fmt = snap.meta.get("format", "jsonl")
-    staging = snapshots._stage(tenant, snap.record.dataset)
+    staging = snapshots.stage(tenant, snap.record.dataset)
     try:
-        pairs = [(str(f), str(staging / f.relative_to(snap.path))) for f in snapshots.data_files(snap)]
-        removed, rows = _erase_files(pairs, fmt, subject, field, snap.meta.get("text_field", "text"))
+        pairs = [(str(f), f.relative_to(snap.path).as_posix()) for f in snapshots.data_files(snap)]
+        removed, rows, written = _erase_files(pairs, staging, fmt, subject, field,
+                                              snap.meta.get("text_field", "text"))
         subject_hash = hashlib.sha256(subject.encode("utf-8")).hexdigest()
         if removed == 0:
-            shutil.rmtree(staging)
+            snapshots.discard_staged(staging)
             return {"removed": 0, "snapshot": None, "superseded": [], "subject_sha256": subject_hash}
         info = {"subject_sha256": subject_hash, "field": field, "rows_removed": removed,
                 "supersedes": [snap.record.id]}
         meta = {**snap.meta, "kind": "erasure", "row_count": rows, "erasure": info}
         for k in ("snapshot_id", "dataset", "tenant", "files"):
             meta.pop(k, None)
-        new_id, path, _ = snapshots.commit(staging, tenant, snap.record.dataset, meta)
+        new_id, uri, _ = snapshots.commit_staged(staging, meta, written)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        snapshots.discard_staged(staging)
         raise
-    record = store.add_snapshot(tenant=tenant, dataset=snap.record.dataset, snapshot_id=new_id, uri=str(path),
+    record = store.add_snapshot(tenant=tenant, dataset=snap.record.dataset, snapshot_id=new_id, uri=uri,
                                 classification=snap.record.classification, row_count=rows, kind="erasure",
                                 parents=[snap.record.id], spec_digest=snap.record.spec_digest, actor=actor,
                                 meta={"erasure": info, "format": fmt})
@@ -165,5 +178,5 @@ def erase(store: Any, tenant: str, ref: str, subject: str, *, actor: str, field:
                        {"subject_sha256": subject_hash, "rows_removed": removed, "from": snap.record.id,
                         "to": new_id, "superseded": [s["id"] for s in superseded]})
     return {"removed": removed, "snapshot": {"id": record.id, "dataset": record.dataset, "version": record.version,
-                                             "uri": str(path)},
+                                             "uri": uri},
             "superseded": superseded, "subject_sha256": subject_hash}

@@ -6,8 +6,10 @@ identity (id, source file and line, replay flag), and the rows of a file are sor
 by (replay, id, source file, source line). So the bytes of every file, and with them
 the manifest digest that is the snapshot id, depend on the rows alone: not on the
 partitioning, the block order or how many workers wrote them. Each file is written
-by one Ray task from the rows grouped on it; only file names and counts reach the
-driver.
+by one Ray task from the rows grouped on it; only file names and counts (and, with
+object storage, each file's sha256 and size, for the manifest) reach the driver. With
+object storage the task uploads its file straight to the staging prefix in the bucket
+(`llmft.data.snapshots.Staging`), so it does not matter which node it runs on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from llmft.data import formatting
 if TYPE_CHECKING:
     import pyarrow as pa
     from ray.data import Dataset
+
+    from llmft.data import snapshots
 
 ROWS_PER_FILE = 100_000
 PART_COLUMN = "_part"
@@ -57,34 +61,48 @@ def sorted_table(table: "pa.Table", schema: "pa.Schema") -> "pa.Table":
     return table.sort_by([(k, "ascending") for k in SORT_KEYS]).combine_chunks()
 
 
-def write_part(group: "pa.Table", directory: str, schema: "pa.Schema") -> "pa.Table":
-    """Write one file's rows (a group of `_part`); returns one row: the file name and its row count."""
+def write_part(group: "pa.Table", staging: "snapshots.Staging | str", schema: "pa.Schema") -> "pa.Table":
+    """Write one file's rows (a group of `_part`); returns one row: file name, row count and,
+    when uploaded to object storage, its sha256 and size (else null: the driver hashes the directory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from llmft.data import snapshots
+
+    if isinstance(staging, str):
+        staging = snapshots.Staging("", "", local=Path(staging))
     name = group.column(PART_COLUMN)[0].as_py()
     if "/" in name or name.startswith("."):
         raise ValueError(f"part file name {name!r}: not a plain file name")
     table = sorted_table(group, schema)
-    pq.write_table(table, Path(directory) / name, compression="zstd")
-    return pa.table({"file": [name], "rows": pa.array([table.num_rows], pa.int64())})
+    _, entry = staging.write_file(name, lambda path: pq.write_table(table, path, compression="zstd"))
+    entry = entry or {}
+    return pa.table({"file": [name], "rows": pa.array([table.num_rows], pa.int64()),
+                     "sha256": pa.array([entry.get("sha256")], pa.string()),
+                     "size": pa.array([entry.get("size")], pa.int64())})
 
 
-def write_dataset(ds: "Dataset", directory: Path, counts: dict[str, int], schema: "pa.Schema",
+def write_dataset(ds: "Dataset", staging: "snapshots.Staging | Path", counts: dict[str, int], schema: "pa.Schema",
                   rows_per_file: int = ROWS_PER_FILE, num_partitions: int = 16) -> list[dict]:
     """Write `ds` (rows of `schema`, `counts` rows per split) as part files from the workers.
 
-    Returns [{file, rows}] sorted by file; the rows themselves never come to this process.
+    Returns [{file, rows, sha256, size}] sorted by file (sha256 and size None on local storage);
+    the rows themselves never come to this process.
     """
     files = layout(counts, rows_per_file)
     if not files:
         return []
+    from llmft.data import snapshots
+
+    if not isinstance(staging, snapshots.Staging):
+        staging = snapshots.Staging("", "", local=Path(staging))
     written = (ds.map_batches(assign, batch_format="pyarrow", fn_kwargs={"files": files})
                .groupby(PART_COLUMN, num_partitions=min(sum(files.values()), num_partitions))
                .map_groups(write_part, batch_format="pyarrow",
-                           fn_kwargs={"directory": str(directory), "schema": schema})
+                           fn_kwargs={"staging": staging, "schema": schema})
                .take_all())  # one small row per file
-    out = sorted(({"file": r["file"], "rows": int(r["rows"])} for r in written), key=lambda r: r["file"])
+    out = sorted(({"file": r["file"], "rows": int(r["rows"]), "sha256": r["sha256"] or None,
+                   "size": int(r["size"]) if r["sha256"] else None} for r in written), key=lambda r: r["file"])
     expected = sum(counts.values())
     if sum(r["rows"] for r in out) != expected:
         raise RuntimeError(f"curated write: {sum(r['rows'] for r in out)} rows written, expected {expected}")

@@ -42,10 +42,15 @@ def build(*, source: dict, tally: dict, dedupe: dict, splits: dict, replay: dict
             "replay": replay, "output_rows": output_rows, "params": params}
 
 
+def files(report: dict) -> dict[str, bytes]:
+    """The report's files (name -> bytes): report.json and report.html, stored beside the snapshot's data."""
+    return {"report.json": json.dumps(report, indent=2, sort_keys=True, default=str).encode(),
+            "report.html": render_html(report).encode()}
+
+
 def write(report: dict, directory: Path) -> None:
-    directory = Path(directory)
-    (directory / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
-    (directory / "report.html").write_text(render_html(report))
+    for name, data in files(report).items():
+        (Path(directory) / name).write_bytes(data)
 
 
 def render_html(report: dict) -> str:
