@@ -10,13 +10,18 @@ import argparse
 import sys
 
 
+def parser() -> argparse.ArgumentParser:
+    """The demo's command line (the README docs test parses documented commands with it)."""
+    p = argparse.ArgumentParser(prog="python -m llmft.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0, help="Seed for data, training and sampling.")
+    p.add_argument("--tickets", type=int, default=600, help="Support tickets to generate.")
+    p.add_argument("--only", nargs="*", help="Run only these stages (the platform stage always runs).")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmft.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="Seed for data, training and sampling.")
-    parser.add_argument("--tickets", type=int, default=600, help="Support tickets to generate.")
-    parser.add_argument("--only", nargs="*", help="Run only these stages (the platform stage always runs).")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
 
     from llmft.demo.pipeline import run_demo
     from llmft.errors import LlmftError
