@@ -1,44 +1,27 @@
-"""The whole demo, as `make demo` runs it, in a fresh LLMFT_HOME."""
+"""The whole demo, as `make demo` runs it, in a fresh LLMFT_HOME: what each stage did.
+
+The run (`demo_run`, tests/e2e/conftest.py) is on the production backends where they can be started
+(test_demo_backends.py checks where its state went), else on `make demo`'s embedded defaults.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
-
-from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, tiny_base_dir):
-    home = tmp_path_factory.mktemp("demo-home")
-    # Reuse the session's tiny base (the demo would build the same thing, seed 0, in ~25 s).
-    shutil.copytree(tiny_base_dir, home / "storage" / "models" / "tiny")
-    env = {**os.environ, "LLMFT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    for var in ("LLMFT_DB_URL", "LLMFT_MLFLOW_URI", "LLMFT_STORAGE", "LLMFT_API_URL", "RAY_ADDRESS"):
-        env.pop(var, None)
-    proc = subprocess.run([sys.executable, "-m", "llmft.demo"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=1500)
-    summary_path = home / "demo-summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return proc, summary, home
-
-
 def test_demo_succeeds_and_audit_chain_holds(demo_run):
-    proc, summary, _ = demo_run
+    proc, summary = demo_run.proc, demo_run.summary
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert summary["results"]["audit"]["ok"]
     assert "where to look" in proc.stdout and "Ray dashboard" in proc.stdout
 
 
 def test_demo_used_the_tiny_base_and_sample_data(demo_run):
-    _, summary, home = demo_run
+    summary = demo_run.summary
     base = summary["results"]["base model"]
     assert len(base["sha256"]) == 64
     tickets = summary["results"]["sample data"]["tickets"]
@@ -48,7 +31,7 @@ def test_demo_used_the_tiny_base_and_sample_data(demo_run):
 
 def test_every_stage_did_what_it_says(demo_run):
     """Each stage's outcome, from demo-summary.json: data verified, curated, trained, gated, served, rolled back."""
-    _, summary, _ = demo_run
+    summary = demo_run.summary
     r = summary["results"]
     registered = r["register data"]
     assert registered["read_back"]["files_verified"] >= 1  # the snapshot was re-hashed on read
@@ -63,7 +46,7 @@ def test_every_stage_did_what_it_says(demo_run):
 
 
 def test_gates_decided_and_v1_passed_with_every_gate_on(demo_run):
-    _, summary, _ = demo_run
+    summary = demo_run.summary
     ev = summary["results"]["evaluate v1"]
     assert ev["passed"] is True and ev["reasons"] == [], ev["reasons"]
     checks = {c["name"]: c for c in ev["gates"]["checks"]}
@@ -77,7 +60,7 @@ def test_gates_decided_and_v1_passed_with_every_gate_on(demo_run):
 
 def test_fine_tuned_versions_beat_the_base_on_held_out_tickets(demo_run):
     """Base: no valid JSON. Each version: valid JSON and every field well above the majority class."""
-    _, summary, _ = demo_run
+    summary = demo_run.summary
     r = summary["results"]
     for stage in ("evaluate v1", "evaluate v2"):
         figures, majority = r[stage]["triage"], r[stage]["majority"]
@@ -88,7 +71,7 @@ def test_fine_tuned_versions_beat_the_base_on_held_out_tickets(demo_run):
 
 
 def test_flip_served_v2_and_rollback_served_v1(demo_run):
-    _, summary, _ = demo_run
+    summary = demo_run.summary
     r = summary["results"]
     v1, v2 = r["train v1"]["semver"], r["train v2"]["semver"]  # the serving headers name the semver
     assert r["shadow and flip"]["failed"] == 0 and r["shadow and flip"]["live"] == "green"

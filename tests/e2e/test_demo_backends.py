@@ -6,47 +6,26 @@ in S3-compatible object storage (moto's server). Only the three settings an oper
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.backend_services import MlflowServer
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e]
 
-BUCKET = "llmft-demo"
-
 
 @pytest.fixture(scope="module")
-def backends(postgres, s3_server, tmp_path_factory):
-    s3_server.bucket(BUCKET)
-    mlflow = MlflowServer(postgres.create_database("demo_mlflow"), tmp_path_factory.mktemp("demo-mlflow"),
-                          s3=s3_server, bucket=BUCKET).start()
-    yield {"db_url": postgres.create_database("demo_llmft"), "mlflow": mlflow, "s3": s3_server}
-    mlflow.stop()
-
-
-@pytest.fixture(scope="module")
-def demo_on_backends(backends, tmp_path_factory, tiny_base_dir):
-    home = tmp_path_factory.mktemp("demo-backends-home")
-    # The base model is read from the local cache of the object store (the demo would build the same one).
-    shutil.copytree(tiny_base_dir, home / "storage-cache" / "models" / "tiny")
-    env = {k: v for k, v in os.environ.items() if k not in ("LLMFT_API_URL", "RAY_ADDRESS")}
-    env.update({"LLMFT_HOME": str(home), "PYTHONUNBUFFERED": "1", "LLMFT_DB_URL": backends["db_url"],
-                "LLMFT_MLFLOW_URI": backends["mlflow"].uri, **backends["s3"].env(f"s3://{BUCKET}/llmft")})
-    proc = subprocess.run([sys.executable, "-m", "llmft.demo"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=1500)
-    summary_path = home / "demo-summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return proc, summary, home, env
+def demo_on_backends(demo_run):
+    if demo_run.backends is None:
+        pytest.skip("the session's demo ran on the embedded defaults (LLMFT_E2E_DEMO=embedded, or no Postgres/S3)")
+    return demo_run
 
 
 def test_demo_runs_unchanged_and_its_gates_pass(demo_on_backends):
-    proc, summary, _, _ = demo_on_backends
+    proc, summary = demo_on_backends.proc, demo_on_backends.summary
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     r = summary["results"]
     assert r["audit"]["ok"] and r["evaluate v1"]["passed"], r["evaluate v1"]["reasons"]
@@ -54,9 +33,9 @@ def test_demo_runs_unchanged_and_its_gates_pass(demo_on_backends):
     assert r["promote v1"]["production"] == f"triage:{r['train v1']['version']}"
 
 
-def test_every_file_went_to_the_bucket_and_none_to_a_local_store(demo_on_backends, backends):
-    _, summary, home, _ = demo_on_backends
-    keys = backends["s3"].keys(BUCKET)
+def test_every_file_went_to_the_bucket_and_none_to_a_local_store(demo_on_backends):
+    home, backends = demo_on_backends.home, demo_on_backends.backends
+    keys = backends["s3"].keys(backends["bucket"])
     for prefix in ("llmft/datasets/acme/tickets/", "llmft/datasets/acme/triage/",  # raw and curated snapshots
                    "llmft/train/acme/",  # Ray Train checkpoints
                    "llmft/registry/acme/objects/", "llmft/registry/acme/records/",  # registry versions
@@ -67,11 +46,11 @@ def test_every_file_went_to_the_bucket_and_none_to_a_local_store(demo_on_backend
     assert not (home / "mlflow.db").exists() and not (home / "llmft.db").exists()
 
 
-def test_state_is_in_postgres_and_the_mlflow_server(demo_on_backends, backends):
+def test_state_is_in_postgres_and_the_mlflow_server(demo_on_backends):
     from mlflow import MlflowClient
     from sqlalchemy import create_engine, text
 
-    _, summary, _, _ = demo_on_backends
+    summary, backends = demo_on_backends.summary, demo_on_backends.backends
     engine = create_engine(backends["db_url"])
     with engine.connect() as conn:
         kinds = dict(conn.execute(text("SELECT kind, count(*) FROM jobs GROUP BY kind")).all())
@@ -94,7 +73,7 @@ def test_state_is_in_postgres_and_the_mlflow_server(demo_on_backends, backends):
 
 
 def test_models_verify_rehashes_the_production_version_from_the_bucket(demo_on_backends):
-    _, _, home, env = demo_on_backends
+    home, env = demo_on_backends.home, demo_on_backends.env
     shutil.rmtree(home / "storage-cache" / "registry", ignore_errors=True)  # only the bucket is left to read
     out = subprocess.run([sys.executable, "-m", "llmft.cli.main", "models", "verify", "triage@production",
                           "--tenant", "acme", "--json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
