@@ -34,6 +34,9 @@ class LocalCluster:
             ray.shutdown()
         self.node_cpus = node_cpus
         port = free_port()
+        # this cluster's dashboard for Ray's in-cluster State API clients and this process's state queries
+        # (never one an earlier tier's Ray left in the environment; llmft.jobs.cluster.API_SERVER_ENV)
+        os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": head_cpus, "resources": {HEAD_RESOURCE: 1}, "include_dashboard": True,
             "dashboard_port": port, "dashboard_host": "127.0.0.1"})
@@ -80,6 +83,7 @@ class LocalCluster:
                 self.cluster.remove_node(node, allow_graceful=False)
             except Exception:  # noqa: BLE001, S110 - best effort: the next node still goes
                 pass
+        os.environ.pop("RAY_API_SERVER_ADDRESS", None)
         if self._previous is None:
             os.environ.pop("RAY_ADDRESS", None)
         else:
