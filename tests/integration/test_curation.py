@@ -139,7 +139,7 @@ def test_distributed_components_match_in_memory(ray_local):
     import ray
 
     from llmft.data.dedupe import components
-    from llmft.data.dedupe_ray import components_distributed
+    from llmft.data.components_ray import components_distributed
 
     rng = np.random.default_rng(0)
     a = np.array([f"n{i:03d}" for i in rng.integers(0, 60, 50)])
