@@ -52,3 +52,6 @@ def pytest_runtest_teardown(item, nextitem):
 
         if ray.is_initialized():
             ray.shutdown()
+        from llmft.jobs.cluster import API_SERVER_ENV
+
+        os.environ.pop(API_SERVER_ENV, None)  # that Ray's dashboard: never the next tier's State API address
